@@ -1,0 +1,35 @@
+"""Configuration layer: every setting comes from a PERSISTD_* environment variable."""
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import AliasChoices, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="PERSISTD_", extra="ignore")
+
+    database_url: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("PERSISTD_DATABASE_URL", "DATABASE_URL"),
+        description="PostgreSQL URL; unset means the embedded PostgreSQL in data_dir",
+    )
+    data_dir: Path = Path("./persistd-data")
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=0, le=65535)
+    pool_min_size: int = Field(default=2, ge=0)
+    pool_max_size: int = Field(default=20, ge=1)
+    pool_timeout: float = Field(default=5.0, gt=0, description="seconds to wait for a connection")
+    statement_timeout: float = Field(default=10.0, gt=0, description="seconds per query")
+    retry_after: int = Field(default=1, ge=0, description="Retry-After seconds on 503")
+    max_value_bytes: int = Field(default=1024 * 1024, ge=1)
+    max_batch_bytes: int = Field(default=16 * 1024 * 1024, ge=1)
+    max_batch_items: int = Field(default=1000, ge=1)
+    log_level: str = "info"
+
+
+@lru_cache
+def get_settings() -> Settings:
+    """The process settings, read from the environment once."""
+    return Settings()

@@ -1,0 +1,124 @@
+"""Error layer: AppError subclasses rendered as RFC 9457 problem+json by one handler."""
+
+from typing import ClassVar
+
+import orjson
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import Response
+
+PROBLEM_MEDIA_TYPE = "application/problem+json"
+
+
+class AppError(Exception):
+    status: ClassVar[int] = 500
+    code: ClassVar[str] = "internal"
+    title: ClassVar[str] = "Internal error"
+
+    def __init__(self, detail: str, headers: dict[str, str] | None = None) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.headers = headers or {}
+
+
+class InvalidRequest(AppError):
+    status, code, title = 400, "invalid_request", "Invalid request"
+
+
+class InvalidName(AppError):
+    status, code, title = 400, "invalid_name", "Invalid name"
+
+
+class InvalidJson(AppError):
+    status, code, title = 400, "invalid_json", "Invalid JSON"
+
+
+class Unauthorized(AppError):
+    status, code, title = 401, "unauthorized", "Unauthorized"
+
+
+class Forbidden(AppError):
+    status, code, title = 403, "forbidden", "Forbidden"
+
+
+class NotFound(AppError):
+    status, code, title = 404, "not_found", "Not found"
+
+
+class MethodNotAllowed(AppError):
+    status, code, title = 405, "method_not_allowed", "Method not allowed"
+
+
+class VersionMismatch(AppError):
+    status, code, title = 412, "version_mismatch", "Version mismatch"
+
+
+class PayloadTooLarge(AppError):
+    status, code, title = 413, "payload_too_large", "Payload too large"
+
+
+class UnsupportedMediaType(AppError):
+    status, code, title = 415, "unsupported_media_type", "Unsupported media type"
+
+
+class InvalidValue(AppError):
+    status, code, title = 422, "invalid_value", "Invalid value"
+
+
+class Unavailable(AppError):
+    status, code, title = 503, "unavailable", "Service unavailable"
+
+
+def problem_response(
+    status: int, code: str, title: str, detail: str, headers: dict[str, str] | None = None
+) -> Response:
+    """The one place that shapes a problem+json body."""
+    body = {
+        "type": f"https://persistd.dev/problems/{code}",
+        "title": title,
+        "status": status,
+        "detail": detail,
+        "code": code,
+    }
+    return Response(
+        orjson.dumps(body), status_code=status, headers=headers, media_type=PROBLEM_MEDIA_TYPE
+    )
+
+
+def render(error: AppError) -> Response:
+    return problem_response(error.status, error.code, error.title, error.detail, error.headers)
+
+
+_HTTP_CODES: dict[int, type[AppError]] = {
+    404: NotFound,
+    405: MethodNotAllowed,
+    413: PayloadTooLarge,
+    415: UnsupportedMediaType,
+}
+
+
+def install_handlers(app: FastAPI) -> None:
+    """Route every known failure through the problem+json shape."""
+
+    async def on_app_error(_: Request, exc: Exception) -> Response:
+        assert isinstance(exc, AppError)
+        return render(exc)
+
+    async def on_http_error(_: Request, exc: Exception) -> Response:
+        assert isinstance(exc, StarletteHTTPException)
+        cls = _HTTP_CODES.get(exc.status_code, InvalidRequest)
+        headers = dict(exc.headers or {})
+        return problem_response(exc.status_code, cls.code, cls.title, str(exc.detail), headers)
+
+    async def on_validation_error(_: Request, exc: Exception) -> Response:
+        assert isinstance(exc, RequestValidationError)
+        parts = []
+        for err in exc.errors():
+            where = ".".join(str(p) for p in err.get("loc", ()))
+            parts.append(f"{where}: {err.get('msg', 'invalid')}")
+        return render(InvalidRequest("; ".join(parts) or "invalid request"))
+
+    app.add_exception_handler(AppError, on_app_error)
+    app.add_exception_handler(StarletteHTTPException, on_http_error)
+    app.add_exception_handler(RequestValidationError, on_validation_error)

@@ -1,0 +1,70 @@
+"""Application layer: create_app() wires settings, the store lifespan, routes and errors."""
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from app import __version__
+from app.api import router
+from app.config import Settings, get_settings
+from app.db import asyncpg_dsn, head_revisions
+from app.errors import install_handlers
+from app.store import Store
+
+
+class RawPathMiddleware:
+    """Route /v1 on the raw (still percent-encoded) path so an encoded '/' stays in its segment.
+
+    The routes then decode each segment themselves (app.names.decode_segment).
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            raw = scope.get("raw_path")
+            if raw and raw.startswith(b"/v1/"):
+                scope = dict(scope, path=raw.decode("latin-1"))
+        await self.app(scope, receive, send)
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """The persistd ASGI application; uvicorn calls it as a factory."""
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if not settings.database_url:
+            raise RuntimeError(
+                "PERSISTD_DATABASE_URL is not set; `persistd serve` starts an embedded PostgreSQL"
+            )
+        app.state.store = await Store.open(
+            asyncpg_dsn(settings.database_url),
+            min_size=settings.pool_min_size,
+            max_size=settings.pool_max_size,
+            acquire_timeout=settings.pool_timeout,
+            statement_timeout=settings.statement_timeout,
+            retry_after=settings.retry_after,
+        )
+        try:
+            yield
+        finally:
+            await app.state.store.close()
+            app.state.store = None
+
+    app = FastAPI(
+        title="persistd",
+        version=__version__,
+        description="Durable persistence for backtest-kit trading bots.",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.store = None
+    app.state.head_revisions = head_revisions()
+    install_handlers(app)
+    app.include_router(router)
+    app.add_middleware(RawPathMiddleware)
+    return app

@@ -1,0 +1,46 @@
+"""Validation layer: the naming rules for namespace, domain, entity and key (one place)."""
+
+import re
+import unicodedata
+from urllib.parse import unquote_to_bytes
+
+from app.errors import InvalidName
+
+MAX_NAME_BYTES = 512
+_SLUG = re.compile(r"[a-z0-9][a-z0-9_.-]{0,62}")
+SLUG_RULE = "1 to 63 characters of a-z, 0-9, '_', '.', '-', starting with a letter or digit"
+NAME_RULE = f"1 to {MAX_NAME_BYTES} UTF-8 bytes without control characters, and not '.' or '..'"
+
+
+def check_slug(kind: str, value: str) -> str:
+    """A namespace or domain: lowercase slug."""
+    if not _SLUG.fullmatch(value):
+        raise InvalidName(f"{kind} {value!r} is invalid: it must be {SLUG_RULE}")
+    return value
+
+
+def check_name(kind: str, value: str) -> str:
+    """An entity or key: any Unicode string within the byte limit, no control characters."""
+    try:
+        size = len(value.encode("utf-8"))
+    except UnicodeEncodeError:
+        raise InvalidName(f"{kind} is not valid Unicode: it must be {NAME_RULE}") from None
+    if size == 0 or size > MAX_NAME_BYTES:
+        raise InvalidName(f"{kind} is {size} bytes long: it must be {NAME_RULE}")
+    if value in (".", ".."):
+        raise InvalidName(f"{kind} {value!r} is reserved: it must be {NAME_RULE}")
+    for ch in value:
+        if unicodedata.category(ch) == "Cc":
+            raise InvalidName(
+                f"{kind} contains the control character U+{ord(ch):04X}: it must be {NAME_RULE}"
+            )
+    return value
+
+
+def decode_segment(kind: str, raw: str) -> str:
+    """Decode one percent-encoded path segment exactly as the client encoded it."""
+    try:
+        value = unquote_to_bytes(raw).decode("utf-8")
+    except UnicodeDecodeError:
+        raise InvalidName(f"{kind} is not valid UTF-8 once percent-decoded") from None
+    return check_name(kind, value)

@@ -1,0 +1,304 @@
+"""Store layer: SQL text and asyncpg calls; one round trip per single-key operation."""
+
+import asyncio
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+
+from app.errors import InvalidJson, InvalidValue, NotFound, Unavailable, VersionMismatch
+
+ANY_VERSION = -1  # If-Match: * (the record must exist, any version)
+
+_WHERE = "namespace = $1 AND domain = $2 AND entity = $3"
+_PK = f"{_WHERE} AND key = $4"
+
+SQL_GET = f"SELECT value, version, updated_at FROM records WHERE {_PK}"
+SQL_HEAD = f"SELECT version, updated_at FROM records WHERE {_PK}"
+SQL_UPSERT = """
+INSERT INTO records AS r (namespace, domain, entity, key, value, version)
+VALUES ($1, $2, $3, $4, $5::jsonb, 1)
+ON CONFLICT (namespace, domain, entity, key) DO UPDATE
+SET value = EXCLUDED.value, version = r.version + 1, updated_at = now()
+RETURNING version, updated_at
+"""
+SQL_INSERT = """
+INSERT INTO records (namespace, domain, entity, key, value, version)
+VALUES ($1, $2, $3, $4, $5::jsonb, 1)
+ON CONFLICT (namespace, domain, entity, key) DO NOTHING
+RETURNING version, updated_at
+"""
+SQL_UPDATE_IF = f"""
+UPDATE records SET value = $5::jsonb, version = version + 1, updated_at = now()
+WHERE {_PK} AND ($6 = -1 OR version = $6)
+RETURNING version, updated_at
+"""
+# The outer SELECT sees the snapshot before the DELETE, which tells "absent" from "mismatch".
+SQL_DELETE = f"""
+WITH d AS (DELETE FROM records WHERE {_PK} AND ($5 = -1 OR version = $5) RETURNING version)
+SELECT (SELECT version FROM d) AS deleted, (SELECT version FROM records WHERE {_PK}) AS current
+"""
+SQL_COUNT = f"SELECT count(*) FROM records WHERE {_WHERE}"
+SQL_KEYS_FIRST = f"SELECT key FROM records WHERE {_WHERE} ORDER BY key LIMIT $4"
+SQL_KEYS_AFTER = f"SELECT key FROM records WHERE {_WHERE} AND key > $4 ORDER BY key LIMIT $5"
+_ITEM = "key, value, version, updated_at"
+SQL_ITEMS_FIRST = f"SELECT {_ITEM} FROM records WHERE {_WHERE} ORDER BY key LIMIT $4"
+SQL_ITEMS_AFTER = f"SELECT {_ITEM} FROM records WHERE {_WHERE} AND key > $4 ORDER BY key LIMIT $5"
+SQL_NEWEST = f"""
+SELECT * FROM (
+  SELECT {_ITEM} FROM records WHERE {_WHERE} ORDER BY updated_at DESC, key DESC LIMIT $4
+) newest ORDER BY updated_at, key
+"""
+SQL_BATCH_GET = f"SELECT {_ITEM} FROM records WHERE {_WHERE} AND key = ANY($4::text[])"
+# Batch items are unpacked from the request body by PostgreSQL, so numbers are stored exactly.
+_BATCH_ROWS = (
+    "SELECT $1, $2, $3, i->>'key', i->'value', 1 "
+    "FROM jsonb_array_elements($4::jsonb -> 'items') AS i"
+)
+SQL_BATCH_UPSERT = f"""
+INSERT INTO records AS r (namespace, domain, entity, key, value, version) {_BATCH_ROWS}
+ON CONFLICT (namespace, domain, entity, key) DO UPDATE
+SET value = EXCLUDED.value, version = r.version + 1, updated_at = now()
+RETURNING key, version
+"""
+SQL_BATCH_INSERT = f"""
+INSERT INTO records (namespace, domain, entity, key, value, version) {_BATCH_ROWS}
+ON CONFLICT (namespace, domain, entity, key) DO NOTHING
+RETURNING key, version
+"""
+SQL_NAMESPACES = "SELECT namespace, count(*) FROM records GROUP BY 1 ORDER BY 1"
+SQL_DOMAINS = "SELECT domain, count(*) FROM records WHERE namespace = $1 GROUP BY 1 ORDER BY 1"
+SQL_ENTITIES = (
+    "SELECT entity, count(*) FROM records WHERE namespace = $1 AND domain = $2 "
+    "GROUP BY 1 ORDER BY 1"
+)
+SQL_REVISIONS = "SELECT version_num FROM alembic_version"
+
+# Failures that mean "the database is not there right now": the client may retry.
+_UNAVAILABLE: tuple[type[BaseException], ...] = (
+    OSError,
+    TimeoutError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    asyncpg.exceptions.CannotConnectNowError,
+    asyncpg.exceptions.OperatorInterventionError,
+    asyncpg.exceptions.QueryCanceledError,
+    asyncpg.exceptions.InsufficientResourcesError,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Address:
+    namespace: str
+    domain: str
+    entity: str
+    key: str
+
+    @property
+    def args(self) -> tuple[str, str, str, str]:
+        return (self.namespace, self.domain, self.entity, self.key)
+
+
+@dataclass(frozen=True, slots=True)
+class Collection:
+    namespace: str
+    domain: str
+    entity: str
+
+    @property
+    def args(self) -> tuple[str, str, str]:
+        return (self.namespace, self.domain, self.entity)
+
+
+@dataclass(frozen=True, slots=True)
+class Meta:
+    version: int
+    updated_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Item:
+    key: str
+    value: str  # the stored JSON document, as text
+    version: int
+    updated_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Written:
+    key: str
+    version: int | None  # None: insert_if_absent found the key already there
+
+
+class Store:
+    """All database access of the service, over one asyncpg pool."""
+
+    def __init__(self, pool: asyncpg.Pool, *, acquire_timeout: float, retry_after: int) -> None:
+        self._pool = pool
+        self._acquire_timeout = acquire_timeout
+        self._retry_after = str(retry_after)
+
+    @classmethod
+    async def open(
+        cls,
+        dsn: str,
+        *,
+        min_size: int,
+        max_size: int,
+        acquire_timeout: float,
+        statement_timeout: float,
+        retry_after: int,
+    ) -> "Store":
+        """Create the pool; with the database down, start empty and connect on demand."""
+        options: dict[str, Any] = {
+            "max_size": max_size,
+            "timeout": acquire_timeout,
+            "command_timeout": statement_timeout,
+            "max_inactive_connection_lifetime": 300.0,
+        }
+        try:
+            pool = await asyncpg.create_pool(dsn, min_size=min(min_size, max_size), **options)
+        except _UNAVAILABLE:
+            pool = await asyncpg.create_pool(dsn, min_size=0, **options)
+        return cls(pool, acquire_timeout=acquire_timeout, retry_after=retry_after)
+
+    async def close(self, grace: float = 10.0) -> None:
+        """Close the pool, waiting for queries in flight up to `grace` seconds."""
+        try:
+            await asyncio.wait_for(self._pool.close(), grace)
+        except TimeoutError:
+            self._pool.terminate()
+
+    @asynccontextmanager
+    async def _connection(self) -> AsyncIterator[asyncpg.Connection]:
+        try:
+            async with self._pool.acquire(timeout=self._acquire_timeout) as conn:
+                yield conn
+        except asyncpg.exceptions.InvalidTextRepresentationError as exc:
+            raise InvalidJson(f"the value is not valid JSON: {exc}") from None
+        except (asyncpg.DataError, asyncpg.exceptions.ProgramLimitExceededError) as exc:
+            raise InvalidValue(f"PostgreSQL cannot store this value: {exc}") from None
+        except _UNAVAILABLE as exc:
+            raise Unavailable(
+                f"the database is unreachable ({type(exc).__name__}); retry later",
+                headers={"Retry-After": self._retry_after},
+            ) from None
+
+    async def get(self, addr: Address) -> Item:
+        """The stored document; NotFound when absent."""
+        async with self._connection() as conn:
+            row = await conn.fetchrow(SQL_GET, *addr.args)
+        if row is None:
+            raise NotFound(f"no record at key {addr.key!r}")
+        return Item(addr.key, row[0], row[1], row[2])
+
+    async def head(self, addr: Address) -> Meta:
+        """Version and time of the stored document; NotFound when absent."""
+        async with self._connection() as conn:
+            row = await conn.fetchrow(SQL_HEAD, *addr.args)
+        if row is None:
+            raise NotFound(f"no record at key {addr.key!r}")
+        return Meta(row[0], row[1])
+
+    async def put(
+        self, addr: Address, value: str, *, if_match: int | None = None, create_only: bool = False
+    ) -> Meta:
+        """Write the whole document in one statement; VersionMismatch when a condition fails."""
+        async with self._connection() as conn:
+            if if_match is not None:
+                row = await conn.fetchrow(SQL_UPDATE_IF, *addr.args, value, if_match)
+            elif create_only:
+                row = await conn.fetchrow(SQL_INSERT, *addr.args, value)
+            else:
+                row = await conn.fetchrow(SQL_UPSERT, *addr.args, value)
+        if row is None:
+            if create_only:
+                raise VersionMismatch(f"a record already exists at key {addr.key!r}")
+            raise VersionMismatch(f"the record at key {addr.key!r} is not at the expected version")
+        return Meta(row[0], row[1])
+
+    async def delete(self, addr: Address, *, if_match: int | None = None) -> int:
+        """Delete the record and return its last version; NotFound or VersionMismatch."""
+        async with self._connection() as conn:
+            row = await conn.fetchrow(
+                SQL_DELETE, *addr.args, ANY_VERSION if if_match is None else if_match
+            )
+        deleted, current = row[0], row[1]
+        if deleted is not None:
+            return int(deleted)
+        if current is None:
+            raise NotFound(f"no record at key {addr.key!r}")
+        raise VersionMismatch(f"the record at key {addr.key!r} is at version {current}")
+
+    async def count(self, coll: Collection) -> int:
+        """How many records the entity holds."""
+        async with self._connection() as conn:
+            return int(await conn.fetchval(SQL_COUNT, *coll.args))
+
+    async def keys(self, coll: Collection, after: str | None, limit: int) -> list[str]:
+        """Up to `limit` keys in byte order, starting after `after`."""
+        async with self._connection() as conn:
+            if after is None:
+                rows = await conn.fetch(SQL_KEYS_FIRST, *coll.args, limit)
+            else:
+                rows = await conn.fetch(SQL_KEYS_AFTER, *coll.args, after, limit)
+        return [row[0] for row in rows]
+
+    async def items(self, coll: Collection, after: str | None, limit: int) -> list[Item]:
+        """Up to `limit` records in key byte order, starting after `after`."""
+        async with self._connection() as conn:
+            if after is None:
+                rows = await conn.fetch(SQL_ITEMS_FIRST, *coll.args, limit)
+            else:
+                rows = await conn.fetch(SQL_ITEMS_AFTER, *coll.args, after, limit)
+        return [Item(*row) for row in rows]
+
+    async def newest(self, coll: Collection, limit: int) -> list[Item]:
+        """The `limit` most recently written records, oldest first."""
+        async with self._connection() as conn:
+            rows = await conn.fetch(SQL_NEWEST, *coll.args, limit)
+        return [Item(*row) for row in rows]
+
+    async def batch_get(self, coll: Collection, keys: Sequence[str]) -> dict[str, Item]:
+        """The stored records among `keys`, by key, in one query."""
+        async with self._connection() as conn:
+            rows = await conn.fetch(SQL_BATCH_GET, *coll.args, list(keys))
+        return {row[0]: Item(*row) for row in rows}
+
+    async def batch_put(
+        self, coll: Collection, keys: Sequence[str], body: str, *, insert_only: bool
+    ) -> list[Written]:
+        """Write the validated body's `items` in one statement, all or nothing, in request order."""
+        sql = SQL_BATCH_INSERT if insert_only else SQL_BATCH_UPSERT
+        async with self._connection() as conn:
+            rows = await conn.fetch(sql, *coll.args, body)
+        versions = {row[0]: int(row[1]) for row in rows}
+        return [Written(key, versions.get(key)) for key in keys]
+
+    async def namespaces(self) -> list[tuple[str, int]]:
+        """Every namespace with its record count."""
+        async with self._connection() as conn:
+            return [(row[0], int(row[1])) for row in await conn.fetch(SQL_NAMESPACES)]
+
+    async def domains(self, namespace: str) -> list[tuple[str, int]]:
+        """The domains of a namespace with their record counts."""
+        async with self._connection() as conn:
+            return [(row[0], int(row[1])) for row in await conn.fetch(SQL_DOMAINS, namespace)]
+
+    async def entities(self, namespace: str, domain: str) -> list[tuple[str, int]]:
+        """The entities of a domain with their record counts."""
+        async with self._connection() as conn:
+            rows = await conn.fetch(SQL_ENTITIES, namespace, domain)
+        return [(row[0], int(row[1])) for row in rows]
+
+    async def revisions(self) -> set[str]:
+        """The Alembic revisions the database is at (empty before the first migration)."""
+        async with self._connection() as conn:
+            try:
+                rows = await conn.fetch(SQL_REVISIONS)
+            except asyncpg.exceptions.UndefinedTableError:
+                return set()
+        return {row[0] for row in rows}

@@ -1,0 +1,45 @@
+"""Migration layer: Alembic environment, async, configured from the persistd settings."""
+
+import asyncio
+
+from alembic import context
+from sqlalchemy.engine import Connection
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from app.db import sqlalchemy_url
+from app.models import metadata
+
+
+def _url() -> str:
+    cfg = context.config
+    if cfg.file_config.has_option(cfg.config_ini_section, "sqlalchemy.url"):
+        return str(cfg.get_main_option("sqlalchemy.url"))
+    from app.config import get_settings
+
+    configured = get_settings().database_url
+    if not configured:
+        raise SystemExit(
+            "set PERSISTD_DATABASE_URL, or run `persistd migrate` (embedded PostgreSQL)"
+        )
+    return sqlalchemy_url(configured)
+
+
+def _run(connection: Connection) -> None:
+    context.configure(connection=connection, target_metadata=metadata, compare_type=True)
+    with context.begin_transaction():
+        context.run_migrations()
+
+
+async def _run_online() -> None:
+    engine = create_async_engine(_url())
+    async with engine.connect() as connection:
+        await connection.run_sync(_run)
+    await engine.dispose()
+
+
+if context.is_offline_mode():
+    context.configure(url=_url(), target_metadata=metadata, literal_binds=True)
+    with context.begin_transaction():
+        context.run_migrations()
+else:
+    asyncio.run(_run_online())
