@@ -12,7 +12,7 @@ from starlette.responses import Response
 
 from app import body
 from app.config import Settings
-from app.errors import InvalidRequest, PayloadTooLarge, Unavailable
+from app.errors import InvalidName, InvalidRequest, PayloadTooLarge, Unavailable
 from app.names import check_name, check_slug, decode_segment
 from app.shapes import check_value
 from app.store import ANY_VERSION, Address, Collection, Item, Meta, Store
@@ -152,8 +152,11 @@ def _parse_if_match(request: Request) -> int | None:
     header = header.strip()
     if header == "*":
         return ANY_VERSION
-    if len(header) > 2 and header[0] == header[-1] == '"' and header[1:-1].isdigit():
-        version = int(header[1:-1])
+    # isdigit() alone accepts non-ASCII digits such as "²", which int() rejects.
+    digits = header[1:-1]
+    quoted = len(header) > 2 and header[0] == header[-1] == '"'
+    if quoted and digits.isascii() and digits.isdigit():
+        version = int(digits)
         if version < 2**63:
             return version
     raise InvalidRequest(f'If-Match must be "*" or one version in quotes, like "3"; got {header!r}')
@@ -194,9 +197,9 @@ def _encode_cursor(key: str) -> str:
 
 def _decode_cursor(cursor: str) -> str:
     try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        raw = base64.b64decode(cursor + "=" * (-len(cursor) % 4), altchars=b"-_", validate=True)
         return check_name("cursor", raw.decode("utf-8"))
-    except (binascii.Error, ValueError):
+    except (binascii.Error, ValueError, InvalidName):
         raise InvalidRequest("the cursor is not one this service issued") from None
 
 

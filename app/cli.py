@@ -3,6 +3,7 @@
 import argparse
 import logging
 import os
+import signal
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -39,10 +40,18 @@ def _settings(args: argparse.Namespace) -> Settings:
     return get_settings().model_copy(update=overrides)
 
 
+def _exit_cleanly(signum: int, frame: object) -> None:
+    raise SystemExit(0)
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     settings = _settings(args)
+    # uvicorn re-raises SIGTERM/SIGINT after its graceful shutdown; ending through SystemExit
+    # lets the embedded PostgreSQL be stopped cleanly on the way out.
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, _exit_cleanly)
     with database(settings) as url:
         if not args.no_migrate:
             migrate(url)

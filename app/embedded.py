@@ -105,7 +105,7 @@ class EmbeddedPostgres:
             log.info("adopting the PostgreSQL already running on port %s", running)
             self.port = running
             return self.url
-        self.port = _free_port()
+        self.port = self.port or _free_port()  # a restart keeps its URL
         options = f"-h 127.0.0.1 -p {self.port} -k '' -c fsync=on -c synchronous_commit=on"
         self._run(
             "pg_ctl",
