@@ -39,7 +39,9 @@ async def read_body(request: Request, limit: int) -> bytes:
         if not declared.isdigit():
             raise InvalidRequest(f"Content-Length {declared!r} is not a number")
         if int(declared) > limit:
-            await _drain(request, 0)
+            # A body too big to drain is answered at once, without waiting for it to arrive.
+            if int(declared) <= _DRAIN_LIMIT:
+                await _drain(request, 0)
             raise PayloadTooLarge(f"the body is {declared} bytes; the limit is {limit} bytes")
     body = bytearray()
     async for chunk in request.stream():

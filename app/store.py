@@ -33,12 +33,14 @@ RETURNING version, updated_at
 """
 SQL_UPDATE_IF = f"""
 UPDATE records SET value = $5::jsonb, version = version + 1, updated_at = now()
-WHERE {_PK} AND ($6 = -1 OR version = $6)
+WHERE {_PK} AND ($6::bigint = -1 OR version = $6::bigint)
 RETURNING version, updated_at
 """
 # The outer SELECT sees the snapshot before the DELETE, which tells "absent" from "mismatch".
 SQL_DELETE = f"""
-WITH d AS (DELETE FROM records WHERE {_PK} AND ($5 = -1 OR version = $5) RETURNING version)
+WITH d AS (
+  DELETE FROM records WHERE {_PK} AND ($5::bigint = -1 OR version = $5::bigint) RETURNING version
+)
 SELECT (SELECT version FROM d) AS deleted, (SELECT version FROM records WHERE {_PK}) AS current
 """
 SQL_COUNT = f"SELECT count(*) FROM records WHERE {_WHERE}"

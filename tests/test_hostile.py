@@ -1,0 +1,452 @@
+"""Hostile input over real HTTP: every bad request gets a clear 4xx problem, stores nothing,
+and the service keeps serving.
+
+Requests go over raw sockets so that bytes httpx would refuse to send (invalid UTF-8 in a path,
+NaN literals, lying Content-Length, unknown methods) reach the server exactly as written.
+"""
+
+import contextlib
+import re
+import socket
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+import httpx
+import pytest
+
+PROBLEM = "application/problem+json"
+TIMEOUT = 15.0  # no hostile request may take longer than this to be answered
+MiB = 1024 * 1024
+
+
+@dataclass
+class Reply:
+    status: int
+    headers: dict[str, str]
+    body: bytes
+    seconds: float
+
+    def problem(self) -> dict[str, object]:
+        assert self.headers.get("content-type", "").startswith(PROBLEM), (self.status, self.body)
+        data = httpx.Response(200, content=self.body).json()
+        assert isinstance(data, dict)
+        for field in ("type", "title", "status", "detail", "code"):
+            assert field in data, data
+        assert data["status"] == self.status
+        return data
+
+
+def _split_url(service_url: str) -> tuple[str, int]:
+    url = httpx.URL(service_url)
+    assert url.host and url.port
+    return url.host, url.port
+
+
+def request_bytes(
+    method: str,
+    path: bytes,
+    body: bytes | None = None,
+    headers: tuple[bytes, ...] = (),
+    *,
+    chunked: bool = False,
+    declared: int | None = None,
+) -> bytes:
+    """One HTTP/1.1 request exactly as written: nothing is normalised or re-encoded."""
+    lines = [method.encode() + b" " + path + b" HTTP/1.1", b"Host: 127.0.0.1", *headers]
+    if chunked:
+        lines.append(b"Transfer-Encoding: chunked")
+    elif declared is not None:
+        lines.append(b"Content-Length: %d" % declared)
+    elif body is not None:
+        lines.append(b"Content-Length: %d" % len(body))
+    lines.append(b"Connection: close")
+    payload = body or b""
+    if chunked and body is not None:
+        step = 256 * 1024
+        parts = [b"%x\r\n%s\r\n" % (len(body[i : i + step]), body[i : i + step]) for i in
+                 range(0, len(body), step)]  # fmt: skip
+        payload = b"".join(parts) + b"0\r\n\r\n"
+    return b"\r\n".join(lines) + b"\r\n\r\n" + payload
+
+
+def send_raw(service_url: str, data: bytes) -> Reply:
+    """Send raw bytes, read one response; the server may answer before the body is all sent."""
+    host, port = _split_url(service_url)
+    started = time.monotonic()
+    with socket.create_connection((host, port), timeout=TIMEOUT) as sock:
+        # The server may answer (and close) before the body is all sent: read what it said.
+        with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+            sock.sendall(data)
+        received = b""
+        while True:
+            try:
+                chunk = sock.recv(65536)
+            except ConnectionResetError:
+                break
+            if not chunk:
+                break
+            received += chunk
+            head, sep, rest = received.partition(b"\r\n\r\n")
+            if sep:
+                length = re.search(rb"(?im)^content-length:\s*(\d+)", head)
+                if length and len(rest) >= int(length.group(1)):
+                    break
+    elapsed = time.monotonic() - started
+    head, _, rest = received.partition(b"\r\n\r\n")
+    status_line, *header_lines = head.decode("latin-1").split("\r\n")
+    assert status_line.startswith("HTTP/1.1 "), f"no HTTP response, got {received[:200]!r}"
+    headers = {}
+    for line in header_lines:
+        name, _, value = line.partition(":")
+        headers[name.strip().lower()] = value.strip()
+    return Reply(int(status_line.split()[1]), headers, rest, elapsed)
+
+
+@pytest.fixture
+def hostile(service_url: str, ns: str) -> Iterator[Callable[[bytes], Reply]]:
+    """Send one hostile request; afterwards check that nothing was stored and service works."""
+
+    def send(data: bytes) -> Reply:
+        reply = send_raw(service_url, data)
+        assert reply.seconds < TIMEOUT
+        return reply
+
+    yield send
+    with httpx.Client(base_url=service_url, timeout=10) as client:
+        assert client.get(f"/v1/{ns}").json() == {"items": []}, "a hostile request stored data"
+        good = f"/v1/{ns}-ok/misc/e/records/still-serving"
+        assert client.put(good, json={"ok": True}).status_code == 201
+        assert client.get(good).json() == {"ok": True}
+
+
+def _rec(ns: str, key: bytes = b"k", domain: bytes = b"misc", entity: bytes = b"e") -> bytes:
+    return b"/v1/" + ns.encode() + b"/" + domain + b"/" + entity + b"/records/" + key
+
+
+def _coll(ns: str, tail: bytes) -> bytes:
+    return b"/v1/" + ns.encode() + b"/misc/e" + tail
+
+
+# (id, request builder, status, accepted codes)
+Build = Callable[[str], bytes]
+CASES: list[tuple[str, Build, int, set[str]]] = [
+    # invalid UTF-8
+    ("utf8-body", lambda ns: request_bytes("PUT", _rec(ns), b'"\xff\xfe"'), 400, {"invalid_json"}),
+    ("utf8-body-overlong", lambda ns: request_bytes("PUT", _rec(ns), b'"\xc0\xae"'), 400,
+     {"invalid_json"}),
+    ("utf8-key", lambda ns: request_bytes("PUT", _rec(ns, b"%FF"), b"1"), 400, {"invalid_name"}),
+    ("utf8-key-surrogate", lambda ns: request_bytes("PUT", _rec(ns, b"%ED%A0%80"), b"1"), 400,
+     {"invalid_name"}),
+    ("utf8-entity", lambda ns: request_bytes("PUT", _rec(ns, entity=b"%C3%28"), b"1"), 400,
+     {"invalid_name"}),
+    ("utf8-batch-key", lambda ns: request_bytes(
+        "POST", _coll(ns, b"/batch-put"), b'{"items":[{"key":"\xff","value":1}]}'), 400,
+     {"invalid_json"}),
+    # invalid JSON
+    ("json-empty", lambda ns: request_bytes("PUT", _rec(ns), b""), 400, {"invalid_json"}),
+    ("json-garbage", lambda ns: request_bytes("PUT", _rec(ns), b"{x"), 400, {"invalid_json"}),
+    ("json-trailing", lambda ns: request_bytes("PUT", _rec(ns), b"1 2"), 400, {"invalid_json"}),
+    ("json-bom", lambda ns: request_bytes("PUT", _rec(ns), b"\xef\xbb\xbf1"), 400,
+     {"invalid_json"}),
+    ("json-lone-surrogate", lambda ns: request_bytes("PUT", _rec(ns), b'"\\ud800"'), 400,
+     {"invalid_json"}),
+    ("json-nan", lambda ns: request_bytes("PUT", _rec(ns), b"NaN"), 400, {"invalid_json"}),
+    ("json-nan-nested", lambda ns: request_bytes("PUT", _rec(ns), b'{"a":[NaN]}'), 400,
+     {"invalid_json"}),
+    ("json-infinity", lambda ns: request_bytes("PUT", _rec(ns), b"Infinity"), 400,
+     {"invalid_json"}),
+    ("json-minus-infinity", lambda ns: request_bytes("PUT", _rec(ns), b"[-Infinity]"), 400,
+     {"invalid_json"}),
+    ("json-overflow-number", lambda ns: request_bytes("PUT", _rec(ns), b"1e99999"), 400,
+     {"invalid_json"}),
+    ("json-batch-nan", lambda ns: request_bytes(
+        "POST", _coll(ns, b"/batch-put"), b'{"items":[{"key":"a","value":NaN}]}'), 400,
+     {"invalid_json"}),
+    ("json-batch-get-garbage", lambda ns: request_bytes("POST", _coll(ns, b"/batch-get"), b"{"),
+     400, {"invalid_json"}),
+    ("json-init-garbage", lambda ns: request_bytes("POST", _coll(ns, b"/init"), b"{x}"), 400,
+     {"invalid_json", "invalid_request"}),
+    # values PostgreSQL cannot hold
+    ("value-nul-char", lambda ns: request_bytes("PUT", _rec(ns), b'{"a":"x\\u0000y"}'), 422,
+     {"invalid_value"}),
+    ("value-nul-in-member-name", lambda ns: request_bytes("PUT", _rec(ns), b'{"\\u0000":1}'), 422,
+     {"invalid_value"}),
+    ("value-batch-nul-char", lambda ns: request_bytes(
+        "POST", _coll(ns, b"/batch-put"), b'{"items":[{"key":"a","value":"\\u0000"}]}'), 422,
+     {"invalid_value"}),
+    # deeply nested JSON
+    ("nested-100k", lambda ns: request_bytes("PUT", _rec(ns), b"[" * 100_000 + b"]" * 100_000),
+     400, {"invalid_json"}),
+    ("nested-objects-5k", lambda ns: request_bytes(
+        "PUT", _rec(ns), b'{"a":' * 5000 + b"1" + b"}" * 5000), 400, {"invalid_json"}),
+    ("nested-batch", lambda ns: request_bytes(
+        "POST", _coll(ns, b"/batch-put"),
+        b'{"items":[{"key":"a","value":' + b"[" * 5000 + b"]" * 5000 + b"}]}"), 400,
+     {"invalid_json"}),
+    # bodies over the limit (1 MiB per value, 16 MiB per batch)
+    ("big-declared", lambda ns: request_bytes("PUT", _rec(ns), b"1" * (2 * MiB)), 413,
+     {"payload_too_large"}),
+    ("big-chunked", lambda ns: request_bytes("PUT", _rec(ns), b"1" * (3 * MiB), chunked=True),
+     413, {"payload_too_large"}),
+    ("big-declared-never-sent", lambda ns: request_bytes("PUT", _rec(ns), declared=10**9), 413,
+     {"payload_too_large"}),
+    ("big-batch-chunked", lambda ns: request_bytes(
+        "POST", _coll(ns, b"/batch-put"), b" " * (17 * MiB), chunked=True), 413,
+     {"payload_too_large"}),
+    ("big-batch-item", lambda ns: request_bytes(
+        "POST", _coll(ns, b"/batch-put"),
+        b'{"items":[{"key":"a","value":"' + b"x" * (MiB + 10) + b'"}]}'), 413,
+     {"payload_too_large"}),
+    ("big-batch-count", lambda ns: request_bytes(
+        "POST", _coll(ns, b"/batch-put"),
+        b'{"items":[' + b",".join(b'{"key":"k%d","value":1}' % i for i in range(1001)) + b"]}"),
+     413, {"payload_too_large"}),
+    # names
+    ("name-dot", lambda ns: request_bytes("PUT", _rec(ns, b"."), b"1"), 400, {"invalid_name"}),
+    ("name-dot-encoded", lambda ns: request_bytes("PUT", _rec(ns, b"%2E"), b"1"), 400,
+     {"invalid_name"}),
+    ("name-dotdot-encoded", lambda ns: request_bytes("PUT", _rec(ns, b"%2E%2E"), b"1"), 400,
+     {"invalid_name"}),
+    ("name-entity-dotdot", lambda ns: request_bytes("PUT", _rec(ns, entity=b"%2e%2e"), b"1"), 400,
+     {"invalid_name"}),
+    ("name-nul", lambda ns: request_bytes("PUT", _rec(ns, b"a%00b"), b"1"), 400,
+     {"invalid_name"}),
+    ("name-newline", lambda ns: request_bytes("PUT", _rec(ns, b"a%0Ab"), b"1"), 400,
+     {"invalid_name"}),
+    ("name-del", lambda ns: request_bytes("PUT", _rec(ns, entity=b"a%7Fb"), b"1"), 400,
+     {"invalid_name"}),
+    ("name-c1-control", lambda ns: request_bytes("PUT", _rec(ns, b"a%C2%85"), b"1"), 400,
+     {"invalid_name"}),
+    ("name-513-bytes", lambda ns: request_bytes("PUT", _rec(ns, b"a" * 513), b"1"), 400,
+     {"invalid_name"}),
+    ("name-513-bytes-multibyte", lambda ns: request_bytes(
+        "PUT", _rec(ns, b"%C3%A9" * 256 + b"a"), b"1"), 400, {"invalid_name"}),
+    ("name-entity-513", lambda ns: request_bytes("PUT", _rec(ns, entity=b"e" * 513), b"1"), 400,
+     {"invalid_name"}),
+    ("name-domain-upper", lambda ns: request_bytes("PUT", _rec(ns, domain=b"Misc"), b"1"), 400,
+     {"invalid_name"}),
+    ("name-domain-space", lambda ns: request_bytes("PUT", _rec(ns, domain=b"mi%20sc"), b"1"),
+     400, {"invalid_name"}),
+    ("name-domain-64", lambda ns: request_bytes("PUT", _rec(ns, domain=b"d" * 64), b"1"), 400,
+     {"invalid_name"}),
+    ("name-domain-leading-dot", lambda ns: request_bytes("PUT", _rec(ns, domain=b".x"), b"1"),
+     400, {"invalid_name"}),
+    ("name-namespace-slash", lambda ns: request_bytes(
+        "PUT", b"/v1/" + ns.encode() + b"%2Fx/misc/e/records/k", b"1"), 400, {"invalid_name"}),
+    ("name-batch-key-dotdot", lambda ns: request_bytes(
+        "POST", _coll(ns, b"/batch-put"), b'{"items":[{"key":"..","value":1}]}'), 400,
+     {"invalid_name"}),
+    ("name-batch-key-control", lambda ns: request_bytes(
+        "POST", _coll(ns, b"/batch-put"), b'{"items":[{"key":"a\\u0007","value":1}]}'), 400,
+     {"invalid_name"}),
+    ("name-batch-key-long", lambda ns: request_bytes(
+        "POST", _coll(ns, b"/batch-put"), b'{"items":[{"key":"' + b"k" * 513 + b'","value":1}]}'),
+     400, {"invalid_name"}),
+    ("name-batch-get-empty-key", lambda ns: request_bytes(
+        "POST", _coll(ns, b"/batch-get"), b'{"keys":[""]}'), 400, {"invalid_name"}),
+    ("name-listing-namespace", lambda ns: request_bytes("GET", b"/v1/NOPE"), 400,
+     {"invalid_name"}),
+    # content types
+    ("ctype-text", lambda ns: request_bytes(
+        "PUT", _rec(ns), b"1", (b"Content-Type: text/plain",)), 415, {"unsupported_media_type"}),
+    ("ctype-form", lambda ns: request_bytes(
+        "PUT", _rec(ns), b"a=1", (b"Content-Type: application/x-www-form-urlencoded",)), 415,
+     {"unsupported_media_type"}),
+    ("ctype-multipart", lambda ns: request_bytes(
+        "PUT", _rec(ns), b"--b\r\n\r\n1\r\n--b--",
+        (b"Content-Type: multipart/form-data; boundary=b",)),
+     415, {"unsupported_media_type"}),
+    ("ctype-batch-xml", lambda ns: request_bytes(
+        "POST", _coll(ns, b"/batch-put"), b"<items/>", (b"Content-Type: application/xml",)), 415,
+     {"unsupported_media_type"}),
+    # conditions
+    ("if-match-unquoted", lambda ns: request_bytes("PUT", _rec(ns), b"1", (b"If-Match: 1",)), 400,
+     {"invalid_request"}),
+    ("if-match-weak", lambda ns: request_bytes("PUT", _rec(ns), b"1", (b'If-Match: W/"1"',)), 400,
+     {"invalid_request"}),
+    ("if-match-list", lambda ns: request_bytes(
+        "PUT", _rec(ns), b"1", (b'If-Match: "1", "2"',)), 400, {"invalid_request"}),
+    ("if-match-empty", lambda ns: request_bytes("PUT", _rec(ns), b"1", (b'If-Match: ""',)), 400,
+     {"invalid_request"}),
+    ("if-match-negative", lambda ns: request_bytes("PUT", _rec(ns), b"1", (b'If-Match: "-1"',)),
+     400, {"invalid_request"}),
+    ("if-match-2**63", lambda ns: request_bytes(
+        "PUT", _rec(ns), b"1", (b'If-Match: "9223372036854775808"',)), 400, {"invalid_request"}),
+    ("if-match-superscript-digit", lambda ns: request_bytes(
+        "PUT", _rec(ns), b"1", (b'If-Match: "\xb2"',)), 400, {"invalid_request"}),
+    ("if-match-arabic-digit", lambda ns: request_bytes(
+        "PUT", _rec(ns), b"1", ('If-Match: "\u0663"'.encode(),)), 400, {"invalid_request"}),
+    ("if-match-delete-garbage", lambda ns: request_bytes(
+        "DELETE", _rec(ns), None, (b"If-Match: nope",)), 400, {"invalid_request"}),
+    ("if-none-match-version", lambda ns: request_bytes(
+        "PUT", _rec(ns), b"1", (b'If-None-Match: "1"',)), 400, {"invalid_request"}),
+    ("if-match-and-if-none-match", lambda ns: request_bytes(
+        "PUT", _rec(ns), b"1", (b'If-Match: "1"', b"If-None-Match: *")), 400,
+     {"invalid_request"}),
+    ("if-match-int64-max-absent", lambda ns: request_bytes(
+        "PUT", _rec(ns), b"1", (b'If-Match: "9223372036854775807"',)), 412, {"version_mismatch"}),
+    ("if-match-int32-overflow-delete", lambda ns: request_bytes(
+        "DELETE", _rec(ns), None, (b'If-Match: "2147483648"',)), 404, {"not_found"}),
+    # methods the routes do not have
+    ("method-patch", lambda ns: request_bytes("PATCH", _rec(ns), b"1"), 405,
+     {"method_not_allowed"}),
+    ("method-post-record", lambda ns: request_bytes("POST", _rec(ns), b"1"), 405,
+     {"method_not_allowed"}),
+    ("method-options", lambda ns: request_bytes("OPTIONS", _rec(ns)), 405, {"method_not_allowed"}),
+    ("method-trace", lambda ns: request_bytes("TRACE", _rec(ns)), 405, {"method_not_allowed"}),
+    ("method-propfind", lambda ns: request_bytes("PROPFIND", _rec(ns)), 405,
+     {"method_not_allowed"}),
+    ("method-delete-collection", lambda ns: request_bytes("DELETE", _coll(ns, b"/records")), 405,
+     {"method_not_allowed"}),
+    # query parameters
+    ("query-limit-0", lambda ns: request_bytes("GET", _coll(ns, b"/records?limit=0")), 400,
+     {"invalid_request"}),
+    ("query-limit-negative", lambda ns: request_bytes("GET", _coll(ns, b"/records?limit=-5")),
+     400, {"invalid_request"}),
+    ("query-limit-huge", lambda ns: request_bytes(
+        "GET", _coll(ns, b"/records?limit=99999999999999999999999")), 400, {"invalid_request"}),
+    ("query-limit-text", lambda ns: request_bytes("GET", _coll(ns, b"/records?limit=ten")), 400,
+     {"invalid_request"}),
+    ("query-values-text", lambda ns: request_bytes("GET", _coll(ns, b"/records?values=maybe")),
+     400, {"invalid_request"}),
+    ("query-newest-0", lambda ns: request_bytes("GET", _coll(ns, b"/records?newest=0")), 400,
+     {"invalid_request"}),
+    ("query-newest-with-cursor", lambda ns: request_bytes(
+        "GET", _coll(ns, b"/records?newest=3&cursor=YQ")), 400, {"invalid_request"}),
+    ("cursor-garbage", lambda ns: request_bytes("GET", _coll(ns, b"/records?cursor=%%%%!!")),
+     400, {"invalid_request"}),
+    ("cursor-not-utf8", lambda ns: request_bytes("GET", _coll(ns, b"/records?cursor=_w")), 400,
+     {"invalid_request"}),
+    ("cursor-control-char", lambda ns: request_bytes("GET", _coll(ns, b"/records?cursor=AA")),
+     400, {"invalid_request", "invalid_name"}),
+    ("cursor-empty", lambda ns: request_bytes("GET", _coll(ns, b"/records?cursor=")), 400,
+     {"invalid_request", "invalid_name"}),
+    ("cursor-too-long", lambda ns: request_bytes(
+        "GET", _coll(ns, b"/records?cursor=" + b"QUFB" * 2000)), 400,
+     {"invalid_request", "invalid_name"}),
+    # request shapes
+    ("batch-put-not-object", lambda ns: request_bytes("POST", _coll(ns, b"/batch-put"), b"[]"),
+     400, {"invalid_request"}),
+    ("batch-put-extra-field", lambda ns: request_bytes(
+        "POST", _coll(ns, b"/batch-put"), b'{"items":[{"key":"a","value":1}],"x":1}'), 400,
+     {"invalid_request"}),
+    ("batch-put-bad-mode", lambda ns: request_bytes(
+        "POST", _coll(ns, b"/batch-put"), b'{"items":[{"key":"a","value":1}],"mode":"merge"}'),
+     400, {"invalid_request"}),
+    ("batch-put-key-not-string", lambda ns: request_bytes(
+        "POST", _coll(ns, b"/batch-put"), b'{"items":[{"key":1,"value":1}]}'), 400,
+     {"invalid_request"}),
+    ("batch-put-missing-value", lambda ns: request_bytes(
+        "POST", _coll(ns, b"/batch-put"), b'{"items":[{"key":"a"}]}'), 400, {"invalid_request"}),
+    ("batch-put-duplicate-key", lambda ns: request_bytes(
+        "POST", _coll(ns, b"/batch-put"),
+        b'{"items":[{"key":"a","value":1},{"key":"a","value":2}]}'),
+     400, {"invalid_request"}),
+    ("batch-put-one-bad-of-many", lambda ns: request_bytes(
+        "POST", _coll(ns, b"/batch-put"),
+        b'{"items":[{"key":"a","value":1},{"key":".","value":2}]}'),
+     400, {"invalid_name"}),
+    ("batch-get-keys-not-list", lambda ns: request_bytes(
+        "POST", _coll(ns, b"/batch-get"), b'{"keys":"a"}'), 400, {"invalid_request"}),
+    ("init-not-bool", lambda ns: request_bytes(
+        "POST", _coll(ns, b"/init"), b'{"initial":"maybe"}'), 400, {"invalid_request"}),
+    # domain shapes
+    ("shape-signal", lambda ns: request_bytes("PUT", _rec(ns, domain=b"signal"), b"{}"), 422,
+     {"invalid_value"}),
+    ("shape-risk", lambda ns: request_bytes("PUT", _rec(ns, domain=b"risk"), b"[[1,{}]]"), 422,
+     {"invalid_value"}),
+    ("shape-partial", lambda ns: request_bytes("PUT", _rec(ns, domain=b"partial"), b'{"a":1}'),
+     422, {"invalid_value"}),
+    ("shape-batch-schedule", lambda ns: request_bytes(
+        "POST", b"/v1/" + ns.encode() + b"/schedule/e/batch-put",
+        b'{"items":[{"key":"a","value":null},{"key":"b","value":{"id":1}}]}'), 422,
+     {"invalid_value"}),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("build", "status", "codes"), [c[1:] for c in CASES],
+                         ids=[c[0] for c in CASES])  # fmt: skip
+def test_hostile_request_gets_a_problem_and_stores_nothing(
+    hostile: Callable[[bytes], Reply], ns: str, build: Build, status: int, codes: set[str]
+) -> None:
+    reply = hostile(build(ns))
+    assert reply.status == status, reply.body[:300]
+    assert reply.problem()["code"] in codes
+
+
+# Requests the HTTP parser itself rejects never reach the application, so their 400 is uvicorn's
+# plain-text one; what matters is that they are refused quickly and the service keeps serving.
+PARSER_CASES: list[tuple[str, Build]] = [
+    ("unknown-method", lambda ns: request_bytes("FROB", _rec(ns), b"1")),
+    ("raw-invalid-utf8-path", lambda ns: request_bytes("PUT", _rec(ns, b"\xff"), b"1")),
+    ("content-length-not-a-number", lambda ns: request_bytes(
+        "PUT", _rec(ns), None, (b"Content-Length: abc",)) + b"1"),
+    ("content-length-and-chunked", lambda ns: request_bytes(
+        "PUT", _rec(ns), b"1", (b"Content-Length: 5",), chunked=True)),
+    ("bad-chunk-size", lambda ns: b"PUT " + _rec(ns) + b" HTTP/1.1\r\nHost: x\r\n"
+     b"Transfer-Encoding: chunked\r\n\r\nzz\r\n1\r\n0\r\n\r\n"),
+    ("url-70k", lambda ns: request_bytes("GET", _rec(ns, b"a" * 70_000))),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("build", [c[1] for c in PARSER_CASES], ids=[c[0] for c in PARSER_CASES])
+def test_malformed_http_is_refused_and_service_keeps_serving(
+    hostile: Callable[[bytes], Reply], ns: str, build: Build
+) -> None:
+    reply = hostile(build(ns))
+    assert 400 <= reply.status < 500, reply.body[:300]
+
+
+def test_existing_record_survives_every_bad_write(service_url: str, ns: str) -> None:
+    path = f"/v1/{ns}/misc/e/records/k"
+    with httpx.Client(base_url=service_url, timeout=10) as client:
+        assert client.put(path, json={"v": 1}).status_code == 201
+        bad_writes = [
+            request_bytes("PUT", path.encode(), b"NaN"),
+            request_bytes("PUT", path.encode(), b'"\xff"'),
+            request_bytes("PUT", path.encode(), b"1" * (2 * MiB)),
+            request_bytes("PUT", path.encode(), b"1", (b'If-Match: "\xb2"',)),
+            request_bytes("PUT", path.encode(), b"1", (b'If-Match: "9223372036854775807"',)),
+            request_bytes("PUT", path.encode(), b"1", (b"Content-Type: text/plain",)),
+            request_bytes("PUT", path.encode(), b'"\\u0000"'),
+            request_bytes("DELETE", path.encode(), None, (b'If-Match: "4294967296"',)),
+            request_bytes("PATCH", path.encode(), b"1"),
+        ]
+        for data in bad_writes:
+            reply = send_raw(service_url, data)
+            assert 400 <= reply.status < 500, reply.body[:300]
+            reply.problem()
+        got = client.get(path)
+        assert got.json() == {"v": 1}
+        assert got.headers["etag"] == '"1"'
+
+
+def test_if_match_beyond_int32_is_a_version_mismatch_not_a_500(service_url: str, ns: str) -> None:
+    path = f"/v1/{ns}/misc/e/records/k"
+    with httpx.Client(base_url=service_url, timeout=10) as client:
+        assert client.put(path, json=1).status_code == 201
+        for version in ("2147483648", "9223372036854775807"):
+            put = client.put(path, json=2, headers={"If-Match": f'"{version}"'})
+            assert put.status_code == 412
+            assert put.json()["code"] == "version_mismatch"
+            delete = client.delete(path, headers={"If-Match": f'"{version}"'})
+            assert delete.status_code == 412
+        assert client.get(path).headers["etag"] == '"1"'
+
+
+def test_if_match_with_non_ascii_digits_is_a_400(service_url: str, ns: str) -> None:
+    reply = send_raw(
+        service_url,
+        request_bytes("PUT", f"/v1/{ns}/misc/e/records/k".encode(), b"1", (b'If-Match: "\xb9"',)),
+    )
+    assert reply.status == 400
+    assert reply.problem()["code"] == "invalid_request"
+
+
+def test_oversized_declared_body_is_refused_without_waiting_for_it(service_url: str) -> None:
+    reply = send_raw(
+        service_url, request_bytes("PUT", b"/v1/x/misc/e/records/k", declared=8 * 1024**3)
+    )
+    assert reply.status == 413
+    assert reply.seconds < 5
