@@ -1,0 +1,57 @@
+"""persistd client: sync and async HTTP clients, typed errors, and backtest-kit's seed adapters."""
+
+from persistd_client.client import AsyncPersistClient, PersistClient
+from persistd_client.errors import (
+    ConnectionFailed,
+    Forbidden,
+    InvalidJson,
+    InvalidName,
+    InvalidRequest,
+    InvalidValue,
+    NotFound,
+    PayloadTooLarge,
+    PersistError,
+    Unauthorized,
+    Unavailable,
+    VersionMismatch,
+)
+from persistd_client.models import (
+    BatchGetResult,
+    BatchWritten,
+    Count,
+    Item,
+    ItemsPage,
+    KeysPage,
+    Record,
+    Written,
+)
+from persistd_client.retry import NO_RETRY, RetryPolicy
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "NO_RETRY",
+    "AsyncPersistClient",
+    "BatchGetResult",
+    "BatchWritten",
+    "ConnectionFailed",
+    "Count",
+    "Forbidden",
+    "InvalidJson",
+    "InvalidName",
+    "InvalidRequest",
+    "InvalidValue",
+    "Item",
+    "ItemsPage",
+    "KeysPage",
+    "NotFound",
+    "PayloadTooLarge",
+    "PersistClient",
+    "PersistError",
+    "Record",
+    "RetryPolicy",
+    "Unauthorized",
+    "Unavailable",
+    "VersionMismatch",
+    "Written",
+]
