@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.responses import Response
 
 from app import body
+from app.auth import require, visible
 from app.config import Settings
 from app.errors import InvalidName, InvalidRequest, PayloadTooLarge, Unavailable
 from app.names import check_name, check_slug, decode_segment
@@ -99,6 +100,8 @@ class Listing(BaseModel):
 _PROBLEM: dict[str, Any] = {"application/problem+json": {}}
 _ERRORS: dict[int | str, dict[str, Any]] = {
     400: {"description": "invalid name, JSON or request", "content": _PROBLEM},
+    401: {"description": "missing, invalid or revoked bearer token", "content": _PROBLEM},
+    403: {"description": "the token's scope or namespace does not cover this", "content": _PROBLEM},
     503: {"description": "database unavailable; retry after Retry-After", "content": _PROBLEM},
 }
 
@@ -241,7 +244,9 @@ ENTITY = "/v1/{namespace}/{domain}/{entity}"
 async def get_record(
     request: Request, namespace: _ns, domain: _domain, entity: _entity, key: _key
 ) -> Response:
-    item = await _store(request).get(_address(namespace, domain, entity, key))
+    addr = _address(namespace, domain, entity, key)
+    await require(request, "read", addr.namespace)
+    item = await _store(request).get(addr)
     return Response(item.value.encode(), headers=_meta_headers(item), media_type=JSON)
 
 
@@ -249,7 +254,9 @@ async def get_record(
 async def head_record(
     request: Request, namespace: _ns, domain: _domain, entity: _entity, key: _key
 ) -> Response:
-    meta = await _store(request).head(_address(namespace, domain, entity, key))
+    addr = _address(namespace, domain, entity, key)
+    await require(request, "read", addr.namespace)
+    meta = await _store(request).head(addr)
     return Response(headers=_meta_headers(meta), media_type=JSON)
 
 
@@ -271,6 +278,7 @@ async def put_record(
     request: Request, namespace: _ns, domain: _domain, entity: _entity, key: _key
 ) -> Response:
     addr = _address(namespace, domain, entity, key)
+    await require(request, "write", addr.namespace)
     if_match = _parse_if_match(request)
     create_only = _parse_create_only(request)
     if if_match is not None and create_only:
@@ -293,6 +301,7 @@ async def delete_record(
     request: Request, namespace: _ns, domain: _domain, entity: _entity, key: _key
 ) -> Response:
     addr = _address(namespace, domain, entity, key)
+    await require(request, "write", addr.namespace)
     await _store(request).delete(addr, if_match=_parse_if_match(request))
     return Response(status_code=204)
 
@@ -322,6 +331,7 @@ async def list_records(
     ] = None,
 ) -> Response:
     coll = _collection(namespace, domain, entity)
+    await require(request, "read", coll.namespace)
     store = _store(request)
     if newest is not None:
         if cursor is not None:
@@ -356,6 +366,7 @@ async def init_entity(
     payload: InitRequest | None = None,
 ) -> Response:
     coll = _collection(namespace, domain, entity)
+    await require(request, "read", coll.namespace)
     return _json({"keys": await _store(request).count(coll)})
 
 
@@ -369,6 +380,7 @@ async def init_entity(
 )
 async def batch_get(request: Request, namespace: _ns, domain: _domain, entity: _entity) -> Response:
     coll = _collection(namespace, domain, entity)
+    await require(request, "read", coll.namespace)
     settings = _settings(request)
     raw = await body.read_body(request, settings.max_batch_bytes)
     req: BatchGetRequest = _validated(BatchGetRequest, body.parse_json(raw))
@@ -394,6 +406,7 @@ async def batch_get(request: Request, namespace: _ns, domain: _domain, entity: _
 )
 async def batch_put(request: Request, namespace: _ns, domain: _domain, entity: _entity) -> Response:
     coll = _collection(namespace, domain, entity)
+    await require(request, "write", coll.namespace)
     settings = _settings(request)
     raw = await body.read_body(request, settings.max_batch_bytes)
     req: BatchPutRequest = _validated(BatchPutRequest, body.parse_json(raw))
@@ -435,7 +448,9 @@ def _listing(rows: list[tuple[str, int]]) -> Response:
     "/v1", summary="Namespaces with record counts", tags=["inspection"], response_model=Listing
 )
 async def list_namespaces(request: Request) -> Response:
-    return _listing(await _store(request).namespaces())
+    # Each token sees the namespaces its pattern matches; with auth off, all of them.
+    principal = await require(request, "read")
+    return _listing(visible(principal, await _store(request).namespaces()))
 
 
 @router.get(
@@ -446,7 +461,9 @@ async def list_namespaces(request: Request) -> Response:
     responses=_errors(),
 )
 async def list_domains(request: Request, namespace: _ns) -> Response:
-    return _listing(await _store(request).domains(check_slug("namespace", namespace)))
+    ns = check_slug("namespace", namespace)
+    await require(request, "read", ns)
+    return _listing(await _store(request).domains(ns))
 
 
 @router.get(
@@ -458,6 +475,7 @@ async def list_domains(request: Request, namespace: _ns) -> Response:
 )
 async def list_entities(request: Request, namespace: _ns, domain: _domain) -> Response:
     ns, dom = check_slug("namespace", namespace), check_slug("domain", domain)
+    await require(request, "read", ns)
     return _listing(await _store(request).entities(ns, dom))
 
 

@@ -1,6 +1,7 @@
-"""Command layer: `persistd serve | migrate`."""
+"""Command layer: `persistd serve | migrate | token`."""
 
 import argparse
+import asyncio
 import logging
 import os
 import signal
@@ -9,8 +10,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from app import auth
 from app.config import Settings, get_settings
-from app.db import migrate
+from app.db import asyncpg_dsn, migrate
 
 log = logging.getLogger("persistd")
 
@@ -48,6 +50,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     settings = _settings(args)
+    try:
+        auth.auth_required(settings.auth, settings.host)
+    except RuntimeError as exc:
+        print(f"persistd: {exc}", file=sys.stderr)
+        return 2
     # uvicorn re-raises SIGTERM/SIGINT after its graceful shutdown; ending through SystemExit
     # lets the embedded PostgreSQL be stopped cleanly on the way out.
     for signum in (signal.SIGTERM, signal.SIGINT):
@@ -57,15 +64,18 @@ def cmd_serve(args: argparse.Namespace) -> int:
             migrate(url)
         # Workers are separate processes: they read the URL from the environment.
         os.environ["PERSISTD_DATABASE_URL"] = url
+        # ... and the host, which decides whether PERSISTD_AUTH=auto requires tokens.
+        os.environ["PERSISTD_HOST"] = settings.host
         get_settings.cache_clear()
         uvicorn.run(
             "app.main:create_app",
             factory=True,
             host=settings.host,
             port=settings.port,
-            workers=args.workers,
+            workers=args.workers or settings.workers,
             log_level=settings.log_level,
             proxy_headers=True,
+            access_log=False,  # persistd logs each request itself, with its request id
             timeout_graceful_shutdown=args.graceful_timeout,
         )
     return 0
@@ -76,6 +86,34 @@ def cmd_migrate(args: argparse.Namespace) -> int:
     with database(settings) as url:
         migrate(url, args.revision)
     print(f"database migrated to {args.revision}")
+    return 0
+
+
+def cmd_token(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    with database(settings) as url:
+        dsn = asyncpg_dsn(url)
+        if args.action == "create":
+            try:
+                scopes = auth.parse_scopes(args.scope)
+            except ValueError as exc:
+                print(f"persistd: {exc}", file=sys.stderr)
+                return 2
+            token = asyncio.run(auth.create_token(dsn, scopes, args.namespace, args.name))
+            # The only time the token is shown: the database keeps its hash alone.
+            print(token)
+        elif args.action == "list":
+            print("id\tname\tscopes\tnamespace\tcreated_at\trevoked_at")
+            for t in asyncio.run(auth.list_tokens(dsn)):
+                revoked = t.revoked_at.isoformat() if t.revoked_at else "-"
+                created = t.created_at.isoformat()
+                scope_text = ",".join(t.scopes)
+                print(f"{t.id}\t{t.name or '-'}\t{scope_text}\t{t.namespace}\t{created}\t{revoked}")
+        else:
+            if not asyncio.run(auth.revoke_token(dsn, args.id)):
+                print(f"persistd: no active token with id {args.id}", file=sys.stderr)
+                return 1
+            print(f"token {args.id} revoked")
     return 0
 
 
@@ -93,7 +131,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", help="run the HTTP service")
     serve.add_argument("--host", help="interface to listen on (default 127.0.0.1)")
     serve.add_argument("--port", type=int, help="port to listen on (default 8000)")
-    serve.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
+    serve.add_argument(
+        "--workers", type=int, help="worker processes (default PERSISTD_WORKERS, else 1)"
+    )
     serve.add_argument(
         "--graceful-timeout", type=int, default=20, help="seconds to finish requests on SIGTERM"
     )
@@ -105,6 +145,21 @@ def build_parser() -> argparse.ArgumentParser:
     mig.add_argument("revision", nargs="?", default="head", help="target revision (default head)")
     with_database(mig)
     mig.set_defaults(func=cmd_migrate)
+
+    tok = sub.add_parser("token", help="create, list or revoke bearer tokens")
+    tok_sub = tok.add_subparsers(dest="action", required=True)
+    create = tok_sub.add_parser("create", help="create a token and print it (shown once)")
+    create.add_argument("--scope", default="read,write", help="comma-separated: read, write, admin")
+    create.add_argument(
+        "--namespace", default="*", help="namespace glob the token is valid for, e.g. 'bot-*'"
+    )
+    create.add_argument("--name", help="a label for `token list`")
+    listing = tok_sub.add_parser("list", help="list tokens (never their secrets)")
+    revoke = tok_sub.add_parser("revoke", help="revoke a token by id")
+    revoke.add_argument("id", type=int)
+    for p in (create, listing, revoke):
+        with_database(p)
+    tok.set_defaults(func=cmd_token)
     return parser
 
 

@@ -2,6 +2,7 @@
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -18,6 +19,7 @@ class Settings(BaseSettings):
     data_dir: Path = Path("./persistd-data")
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=0, le=65535)
+    workers: int = Field(default=1, ge=1, description="worker processes of `persistd serve`")
     pool_min_size: int = Field(default=2, ge=0)
     pool_max_size: int = Field(default=20, ge=1)
     pool_timeout: float = Field(default=5.0, gt=0, description="seconds to wait for a connection")
@@ -27,6 +29,16 @@ class Settings(BaseSettings):
     max_batch_bytes: int = Field(default=16 * 1024 * 1024, ge=1)
     max_batch_items: int = Field(default=1000, ge=1)
     log_level: str = "info"
+    log_format: Literal["json", "text"] = Field(
+        default="json", description="json: one JSON object per line; text: plain lines"
+    )
+    auth: Literal["auto", "on", "off"] = Field(
+        default="auto",
+        description="bearer tokens: auto = off on a loopback host, required on any other",
+    )
+    auth_cache_ttl: float = Field(
+        default=5.0, ge=0, description="seconds a verified token is trusted without a lookup"
+    )
 
 
 @lru_cache

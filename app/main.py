@@ -8,9 +8,12 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from app import __version__
 from app.api import router
+from app.auth import Authenticator, auth_required
 from app.config import Settings, get_settings
 from app.db import asyncpg_dsn, head_revisions
+from app.docs import install_docs
 from app.errors import install_handlers
+from app.observability import Metrics, ObservabilityMiddleware, configure_logging, metrics_endpoint
 from app.store import Store
 
 
@@ -34,6 +37,9 @@ class RawPathMiddleware:
 def create_app(settings: Settings | None = None) -> FastAPI:
     """The persistd ASGI application; uvicorn calls it as a factory."""
     settings = settings or get_settings()
+    configure_logging(settings.log_format, settings.log_level)
+    # Raises (refusing to start) when auth is off on a host other machines can reach.
+    require_tokens = auth_required(settings.auth, settings.host)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -49,9 +55,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             statement_timeout=settings.statement_timeout,
             retry_after=settings.retry_after,
         )
+        if require_tokens:
+            app.state.auth = Authenticator(
+                asyncpg_dsn(settings.database_url),
+                ttl=settings.auth_cache_ttl,
+                timeout=settings.pool_timeout,
+            )
+            await app.state.auth.open()
         try:
             yield
         finally:
+            if app.state.auth is not None:
+                await app.state.auth.close()
+                app.state.auth = None
             await app.state.store.close()
             app.state.store = None
 
@@ -60,11 +76,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version=__version__,
         description="Durable persistence for backtest-kit trading bots.",
         lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.settings = settings
     app.state.store = None
+    app.state.auth = None
+    app.state.metrics = Metrics(app.state)
     app.state.head_revisions = head_revisions()
     install_handlers(app)
     app.include_router(router)
+    app.add_api_route("/metrics", metrics_endpoint, include_in_schema=False)
+    install_docs(app)
+    # Innermost first: the observability middleware sees the route the router matched.
+    app.add_middleware(ObservabilityMiddleware, metrics=app.state.metrics)
     app.add_middleware(RawPathMiddleware)
     return app

@@ -4,13 +4,14 @@ from sqlalchemy import (
     BigInteger,
     Column,
     DateTime,
+    Identity,
     MetaData,
     PrimaryKeyConstraint,
     Table,
     Text,
     func,
 )
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 
 metadata = MetaData()
 
@@ -27,4 +28,18 @@ records = Table(
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     PrimaryKeyConstraint("namespace", "domain", "entity", "key", name="records_pkey"),
+)
+
+# Bearer tokens: only the SHA-256 of the secret part is stored; the token is shown once.
+tokens = Table(
+    "tokens",
+    metadata,
+    Column("id", BigInteger, Identity(always=True), nullable=False),
+    Column("name", Text, nullable=True),
+    Column("secret_sha256", Text, nullable=False),
+    Column("scopes", ARRAY(Text), nullable=False),
+    Column("namespace", Text, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("revoked_at", DateTime(timezone=True), nullable=True),
+    PrimaryKeyConstraint("id", name="tokens_pkey"),
 )
