@@ -1,0 +1,401 @@
+// Transport layer: one HTTP client for the persistd v1 API, with the package's one retry policy.
+//
+// Node's built-in fetch (undici) keeps connections alive and reuses them; nothing to configure.
+
+/** Connection and retry settings; every field is optional (see `resolveOptions`). */
+export interface ClientOptions {
+  /** Service base URL. Default: `PERSISTD_URL`, else `http://127.0.0.1:8000`. */
+  url?: string;
+  /** Bearer token. Default: `PERSISTD_TOKEN` (no header when unset). */
+  token?: string;
+  /** Namespace of this bot. Default: `PERSISTD_NAMESPACE`, else `default`. */
+  namespace?: string;
+  /** Give up retrying one call after this many ms, then throw. Default 60000. */
+  retryDeadlineMs?: number;
+  /** Timeout of one HTTP attempt in ms (a timed-out attempt is retried). Default 15000. */
+  requestTimeoutMs?: number;
+  /** First backoff step in ms; doubles per attempt, with full jitter. Default 100. */
+  backoffBaseMs?: number;
+  /** Backoff cap in ms. Default 5000. */
+  backoffMaxMs?: number;
+  /** fetch implementation (tests, instrumentation). Default: the global fetch. */
+  fetch?: typeof fetch;
+}
+
+export interface ResolvedClientOptions {
+  url: string;
+  token: string | undefined;
+  namespace: string;
+  retryDeadlineMs: number;
+  requestTimeoutMs: number;
+  backoffBaseMs: number;
+  backoffMaxMs: number;
+  fetch: typeof fetch;
+}
+
+const SLUG = /^[a-z0-9][a-z0-9_.-]{0,62}$/;
+
+function env(name: string): string | undefined {
+  const value = typeof process !== "undefined" ? process.env[name] : undefined;
+  return value === undefined || value === "" ? undefined : value;
+}
+
+/** Fill in defaults from the environment (`PERSISTD_URL`, `PERSISTD_TOKEN`, `PERSISTD_NAMESPACE`). */
+export function resolveOptions(options: ClientOptions = {}): ResolvedClientOptions {
+  const url = (options.url ?? env("PERSISTD_URL") ?? "http://127.0.0.1:8000").replace(/\/+$/, "");
+  const namespace = options.namespace ?? env("PERSISTD_NAMESPACE") ?? "default";
+  checkSlug("namespace", namespace);
+  const fetchImpl = options.fetch ?? globalThis.fetch;
+  if (typeof fetchImpl !== "function") {
+    throw new Error("persistd-backtest-kit needs a global fetch (Node >= 18) or options.fetch");
+  }
+  return {
+    url,
+    token: options.token ?? env("PERSISTD_TOKEN"),
+    namespace,
+    retryDeadlineMs: options.retryDeadlineMs ?? 60_000,
+    requestTimeoutMs: options.requestTimeoutMs ?? 15_000,
+    backoffBaseMs: options.backoffBaseMs ?? 100,
+    backoffMaxMs: options.backoffMaxMs ?? 5_000,
+    fetch: fetchImpl,
+  };
+}
+
+/** Namespaces and domains follow the service's slug rule; fail at setup, not at the first write. */
+export function checkSlug(kind: string, value: string): string {
+  if (!SLUG.test(value)) {
+    throw new Error(
+      `persistd ${kind} ${JSON.stringify(value)} is invalid: use 1 to 63 characters of a-z, 0-9, ` +
+        `'_', '.', '-', starting with a letter or digit`,
+    );
+  }
+  return value;
+}
+
+/** A non-retryable answer from the service (4xx, 500), with its problem+json fields. */
+export class PersistdError extends Error {
+  constructor(
+    message: string,
+    readonly status: number,
+    readonly code: string | undefined,
+    readonly detail: string | undefined,
+  ) {
+    super(message);
+    this.name = "PersistdError";
+  }
+}
+
+/** The service stayed unreachable (network errors, 502/503/504) until the retry deadline. */
+export class PersistdUnavailableError extends Error {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = "PersistdUnavailableError";
+  }
+}
+
+/** A stored record with its version (the ETag). */
+export interface Stored<T = unknown> {
+  value: T;
+  version: number;
+}
+
+/** One record of a listing or a batch read. */
+export interface Item<T = unknown> {
+  key: string;
+  value: T;
+  version: number;
+  updated_at: string;
+}
+
+export interface WriteResult {
+  key: string;
+  version: number | null;
+  written: boolean;
+}
+
+/** Write conditions: `ifMatch` a version, or `ifNoneMatch` (create only). */
+export interface Condition {
+  ifMatch?: number;
+  ifNoneMatch?: boolean;
+}
+
+/** The service's batch limit (items per batch-get / batch-put). */
+export const MAX_BATCH = 1000;
+
+const RETRY_STATUS = new Set([502, 503, 504]);
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+function retryAfterMs(header: string | null): number | undefined {
+  if (header === null) return undefined;
+  const seconds = Number(header);
+  if (Number.isFinite(seconds) && seconds >= 0) return seconds * 1000;
+  const date = Date.parse(header);
+  return Number.isNaN(date) ? undefined : Math.max(0, date - Date.now());
+}
+
+interface Request {
+  method: "GET" | "HEAD" | "PUT" | "POST" | "DELETE";
+  path: string;
+  body?: unknown;
+  headers?: Record<string, string>;
+  /** Statuses returned to the caller instead of thrown (besides 2xx). */
+  accept?: readonly number[];
+}
+
+/** The persistd v1 API, one method per endpoint; every call retries per `ClientOptions`. */
+export class PersistdClient {
+  readonly options: ResolvedClientOptions;
+
+  constructor(options: ClientOptions | ResolvedClientOptions = {}) {
+    this.options = resolveOptions(options);
+  }
+
+  get namespace(): string {
+    return this.options.namespace;
+  }
+
+  /** A client with the same connection settings in another namespace. */
+  withNamespace(namespace: string): PersistdClient {
+    return namespace === this.namespace
+      ? this
+      : new PersistdClient({ ...this.options, namespace });
+  }
+
+  private entityPath(domain: string, entity: string): string {
+    return `/v1/${this.namespace}/${domain}/${encodeURIComponent(entity)}`;
+  }
+
+  private recordPath(domain: string, entity: string, key: string): string {
+    return `${this.entityPath(domain, entity)}/records/${encodeURIComponent(key)}`;
+  }
+
+  /** Read one record; `undefined` when absent (JSON `null` is a value). */
+  async get<T = unknown>(domain: string, entity: string, key: string): Promise<Stored<T> | undefined> {
+    const res = await this.send({ method: "GET", path: this.recordPath(domain, entity, key), accept: [404] });
+    if (res.status === 404) {
+      await res.body?.cancel();
+      return undefined;
+    }
+    const text = await res.text();
+    return { value: JSON.parse(text) as T, version: etagVersion(res) };
+  }
+
+  /** Whether a record exists. */
+  async head(domain: string, entity: string, key: string): Promise<boolean> {
+    const res = await this.send({ method: "HEAD", path: this.recordPath(domain, entity, key), accept: [404] });
+    await res.body?.cancel();
+    return res.status !== 404;
+  }
+
+  /** Write one record (whole-document replace); the new version, or `null` on a failed condition. */
+  async put(
+    domain: string,
+    entity: string,
+    key: string,
+    value: unknown,
+    condition: Condition = {},
+  ): Promise<number | null> {
+    const headers: Record<string, string> = {};
+    if (condition.ifMatch !== undefined) headers["If-Match"] = `"${condition.ifMatch}"`;
+    if (condition.ifNoneMatch) headers["If-None-Match"] = "*";
+    const conditional = Object.keys(headers).length > 0;
+    const res = await this.send({
+      method: "PUT",
+      path: this.recordPath(domain, entity, key),
+      body: value === undefined ? null : value,
+      headers,
+      accept: conditional ? [412] : [],
+    });
+    if (res.status === 412) {
+      await res.body?.cancel();
+      return null;
+    }
+    const out = (await res.json()) as { version: number };
+    return out.version;
+  }
+
+  /** Delete one record; false when it was absent. */
+  async delete(domain: string, entity: string, key: string): Promise<boolean> {
+    const res = await this.send({ method: "DELETE", path: this.recordPath(domain, entity, key), accept: [404] });
+    await res.body?.cancel();
+    return res.status !== 404;
+  }
+
+  /** The seed's waitForInit: checks reachability and access; returns the entity's key count. */
+  async init(domain: string, entity: string, initial = true): Promise<number> {
+    const res = await this.send({
+      method: "POST",
+      path: `${this.entityPath(domain, entity)}/init`,
+      body: { initial },
+    });
+    return ((await res.json()) as { keys: number }).keys;
+  }
+
+  /** One page of keys in byte order. */
+  async keysPage(
+    domain: string,
+    entity: string,
+    cursor?: string | null,
+    limit = MAX_BATCH,
+  ): Promise<{ keys: string[]; next_cursor: string | null }> {
+    const query = new URLSearchParams({ limit: String(limit) });
+    if (cursor) query.set("cursor", cursor);
+    const res = await this.send({ method: "GET", path: `${this.entityPath(domain, entity)}/records?${query}` });
+    return (await res.json()) as { keys: string[]; next_cursor: string | null };
+  }
+
+  /** One page of records in key byte order. */
+  async itemsPage<T = unknown>(
+    domain: string,
+    entity: string,
+    cursor?: string | null,
+    limit = MAX_BATCH,
+  ): Promise<{ items: Item<T>[]; next_cursor: string | null }> {
+    const query = new URLSearchParams({ limit: String(limit), values: "true" });
+    if (cursor) query.set("cursor", cursor);
+    const res = await this.send({ method: "GET", path: `${this.entityPath(domain, entity)}/records?${query}` });
+    return (await res.json()) as { items: Item<T>[]; next_cursor: string | null };
+  }
+
+  /** Every key of an entity, page by page. */
+  async *keys(domain: string, entity: string): AsyncGenerator<string> {
+    let cursor: string | null = null;
+    do {
+      const page = await this.keysPage(domain, entity, cursor);
+      yield* page.keys;
+      cursor = page.next_cursor;
+    } while (cursor);
+  }
+
+  /** Every record of an entity, page by page. */
+  async *items<T = unknown>(domain: string, entity: string): AsyncGenerator<Item<T>> {
+    let cursor: string | null = null;
+    do {
+      const page: { items: Item<T>[]; next_cursor: string | null } = await this.itemsPage<T>(
+        domain,
+        entity,
+        cursor,
+      );
+      yield* page.items;
+      cursor = page.next_cursor;
+    } while (cursor);
+  }
+
+  /** The `count` most recently written records, oldest first, in one request. */
+  async newest<T = unknown>(domain: string, entity: string, count: number): Promise<Item<T>[]> {
+    const query = new URLSearchParams({ newest: String(count) });
+    const res = await this.send({ method: "GET", path: `${this.entityPath(domain, entity)}/records?${query}` });
+    return ((await res.json()) as { items: Item<T>[] }).items;
+  }
+
+  /** Many records in one round trip (at most MAX_BATCH keys), in request order. */
+  async batchGet<T = unknown>(
+    domain: string,
+    entity: string,
+    keys: string[],
+  ): Promise<{ items: Item<T>[]; missing: string[] }> {
+    const res = await this.send({
+      method: "POST",
+      path: `${this.entityPath(domain, entity)}/batch-get`,
+      body: { keys },
+    });
+    return (await res.json()) as { items: Item<T>[]; missing: string[] };
+  }
+
+  /** Write many records atomically (at most MAX_BATCH items). */
+  async batchPut(
+    domain: string,
+    entity: string,
+    items: Array<{ key: string; value: unknown }>,
+    mode: "upsert" | "insert_if_absent" = "upsert",
+  ): Promise<WriteResult[]> {
+    const res = await this.send({
+      method: "POST",
+      path: `${this.entityPath(domain, entity)}/batch-put`,
+      body: { items, mode },
+    });
+    return ((await res.json()) as { items: WriteResult[] }).items;
+  }
+
+  /**
+   * Send with the retry policy: network errors, timeouts and 502/503/504 are retried with capped
+   * exponential backoff and full jitter (at least Retry-After when the service sends it) until
+   * the deadline; every other non-2xx answer outside `accept` is thrown as a PersistdError.
+   * Every call here is idempotent (PUT, DELETE, batch upsert/insert-if-absent, reads), so
+   * repeating one whose answer was lost is safe.
+   */
+  private async send(req: Request): Promise<Response> {
+    const { url, token, retryDeadlineMs, requestTimeoutMs, backoffBaseMs, backoffMaxMs } = this.options;
+    const headers: Record<string, string> = { Accept: "application/json", ...req.headers };
+    if (token) headers["Authorization"] = `Bearer ${token}`;
+    let body: string | undefined;
+    if (req.body !== undefined) {
+      headers["Content-Type"] = "application/json";
+      body = JSON.stringify(req.body);
+    }
+    const deadline = Date.now() + retryDeadlineMs;
+    let lastProblem = "";
+    let lastError: unknown;
+    for (let attempt = 0; ; attempt++) {
+      let waitAtLeast = 0;
+      try {
+        const res = await this.options.fetch(url + req.path, {
+          method: req.method,
+          headers,
+          body,
+          signal: AbortSignal.timeout(requestTimeoutMs),
+        });
+        if (res.ok || req.accept?.includes(res.status)) return res;
+        if (!RETRY_STATUS.has(res.status)) throw await problem(req, res);
+        waitAtLeast = retryAfterMs(res.headers.get("retry-after")) ?? 0;
+        lastProblem = `HTTP ${res.status}`;
+        lastError = undefined;
+        await res.body?.cancel();
+      } catch (error) {
+        if (error instanceof PersistdError) throw error;
+        lastProblem = error instanceof Error ? `${error.name}: ${error.message}` : String(error);
+        lastError = error;
+      }
+      const backoff = Math.random() * Math.min(backoffMaxMs, backoffBaseMs * 2 ** Math.min(attempt, 30));
+      const delay = Math.max(backoff, waitAtLeast);
+      if (Date.now() + delay > deadline) {
+        throw new PersistdUnavailableError(
+          `persistd ${req.method} ${req.path} failed after ${attempt + 1} attempts in ` +
+            `${retryDeadlineMs} ms: ${lastProblem}`,
+          { cause: lastError },
+        );
+      }
+      await sleep(delay);
+    }
+  }
+}
+
+function etagVersion(res: Response): number {
+  const etag = res.headers.get("etag");
+  const match = etag ? /^(?:W\/)?"(\d+)"$/.exec(etag) : null;
+  if (!match) throw new Error(`persistd answered without a version ETag (got ${etag})`);
+  return Number(match[1]);
+}
+
+async function problem(req: Request, res: Response): Promise<PersistdError> {
+  let code: string | undefined;
+  let detail: string | undefined;
+  const text = await res.text().catch(() => "");
+  try {
+    const body = JSON.parse(text) as { code?: string; detail?: string; title?: string };
+    code = body.code;
+    detail = body.detail ?? body.title;
+  } catch {
+    detail = text.slice(0, 500) || undefined;
+  }
+  return new PersistdError(
+    `persistd ${req.method} ${req.path} answered ${res.status}${code ? ` ${code}` : ""}` +
+      `${detail ? `: ${detail}` : ""}`,
+    res.status,
+    code,
+    detail,
+  );
+}

@@ -1,0 +1,199 @@
+// Types layer: the 16 backtest-kit 19.x instance contracts, restated structurally.
+//
+// The package does not import backtest-kit's types (it stays buildable and usable without it);
+// these interfaces have the same method names and parameter lists, so the classes are accepted
+// by backtest-kit's `usePersist*Adapter` hooks. Row types are left open (`JsonObject`): the
+// service stores whatever backtest-kit writes, whole.
+
+/** A JSON object as backtest-kit writes it (rows, snapshots, entries). */
+export type JsonObject = { [key: string]: any };
+
+/** backtest-kit's candle row. */
+export interface CandleData {
+  timestamp: number;
+  open: number;
+  high: number;
+  low: number;
+  close: number;
+  volume: number;
+}
+
+export type RiskData = Array<[string, JsonObject]>;
+export type PartialData = Record<string, { profitLevels: number[]; lossLevels: number[] }>;
+export type BreakevenData = Record<string, { reached: boolean }>;
+
+export interface IPersistSignalInstance {
+  waitForInit(initial: boolean): Promise<void>;
+  readSignalData(): Promise<JsonObject | null>;
+  writeSignalData(signalRow: JsonObject | null): Promise<void>;
+}
+
+export interface IPersistRiskInstance {
+  waitForInit(initial: boolean): Promise<void>;
+  readPositionData(when: Date): Promise<RiskData>;
+  writePositionData(riskRow: RiskData, when: Date): Promise<void>;
+}
+
+export interface IPersistScheduleInstance {
+  waitForInit(initial: boolean): Promise<void>;
+  readScheduleData(): Promise<JsonObject | null>;
+  writeScheduleData(scheduledSignalRow: JsonObject | null): Promise<void>;
+}
+
+export interface IPersistStrategyInstance {
+  waitForInit(initial: boolean): Promise<void>;
+  readStrategyData(): Promise<JsonObject | null>;
+  writeStrategyData(row: JsonObject | null): Promise<void>;
+}
+
+export interface IPersistPartialInstance {
+  waitForInit(initial: boolean): Promise<void>;
+  readPartialData(signalId: string, when: Date): Promise<PartialData>;
+  writePartialData(data: PartialData, signalId: string, when: Date): Promise<void>;
+}
+
+export interface IPersistBreakevenInstance {
+  waitForInit(initial: boolean): Promise<void>;
+  readBreakevenData(signalId: string, when: Date): Promise<BreakevenData>;
+  writeBreakevenData(data: BreakevenData, signalId: string, when: Date): Promise<void>;
+}
+
+export interface IPersistCandleInstance {
+  waitForInit(initial: boolean): Promise<void>;
+  readCandlesData(
+    limit: number,
+    sinceTimestamp: number,
+    untilTimestamp: number,
+  ): Promise<CandleData[] | null>;
+  writeCandlesData(candles: CandleData[]): Promise<void>;
+}
+
+export interface IPersistStorageInstance {
+  waitForInit(initial: boolean): Promise<void>;
+  readStorageData(): Promise<JsonObject[]>;
+  writeStorageData(signals: JsonObject[]): Promise<void>;
+}
+
+export interface IPersistNotificationInstance {
+  waitForInit(initial: boolean): Promise<void>;
+  readNotificationData(): Promise<JsonObject[]>;
+  writeNotificationData(notifications: JsonObject[]): Promise<void>;
+}
+
+export interface IPersistLogInstance {
+  waitForInit(initial: boolean): Promise<void>;
+  readLogData(): Promise<JsonObject[]>;
+  writeLogData(entries: JsonObject[]): Promise<void>;
+}
+
+export interface IPersistMeasureInstance {
+  waitForInit(initial: boolean): Promise<void>;
+  readMeasureData(key: string): Promise<JsonObject | null>;
+  writeMeasureData(data: JsonObject, key: string, when: Date): Promise<void>;
+  removeMeasureData(key: string): Promise<void>;
+  listMeasureData(): AsyncGenerator<string>;
+}
+
+export interface IPersistIntervalInstance {
+  waitForInit(initial: boolean): Promise<void>;
+  readIntervalData(key: string): Promise<JsonObject | null>;
+  writeIntervalData(data: JsonObject, key: string, when: Date): Promise<void>;
+  removeIntervalData(key: string): Promise<void>;
+  listIntervalData(): AsyncGenerator<string>;
+}
+
+export interface IPersistMemoryInstance {
+  waitForInit(initial: boolean): Promise<void>;
+  readMemoryData(memoryId: string): Promise<JsonObject | null>;
+  hasMemoryData(memoryId: string): Promise<boolean>;
+  writeMemoryData(data: JsonObject, memoryId: string, when: Date): Promise<void>;
+  removeMemoryData(memoryId: string): Promise<void>;
+  listMemoryData(): AsyncGenerator<{ memoryId: string; data: JsonObject }>;
+  dispose(): void;
+}
+
+export interface IPersistRecentInstance {
+  waitForInit(initial: boolean): Promise<void>;
+  readRecentData(): Promise<JsonObject | null>;
+  writeRecentData(signalRow: JsonObject, when: Date): Promise<void>;
+}
+
+export interface IPersistStateInstance {
+  waitForInit(initial: boolean): Promise<void>;
+  readStateData(): Promise<JsonObject | null>;
+  writeStateData(data: JsonObject, when: Date): Promise<void>;
+  dispose(): void;
+}
+
+export interface IPersistSessionInstance {
+  waitForInit(initial: boolean): Promise<void>;
+  readSessionData(): Promise<JsonObject | null>;
+  writeSessionData(data: JsonObject, when: Date): Promise<void>;
+  dispose(): void;
+}
+
+/** The 16 instance classes, by domain name, as `createAdapters()` returns them. */
+export interface PersistdAdapters {
+  Signal: new (symbol: string, strategyName: string, exchangeName: string) => IPersistSignalInstance;
+  Risk: new (riskName: string, exchangeName: string) => IPersistRiskInstance;
+  Schedule: new (
+    symbol: string,
+    strategyName: string,
+    exchangeName: string,
+  ) => IPersistScheduleInstance;
+  Strategy: new (
+    symbol: string,
+    strategyName: string,
+    exchangeName: string,
+  ) => IPersistStrategyInstance;
+  Partial: new (symbol: string, strategyName: string, exchangeName: string) => IPersistPartialInstance;
+  Breakeven: new (
+    symbol: string,
+    strategyName: string,
+    exchangeName: string,
+  ) => IPersistBreakevenInstance;
+  Candle: new (symbol: string, interval: string, exchangeName: string) => IPersistCandleInstance;
+  Storage: new (backtest: boolean) => IPersistStorageInstance;
+  Notification: new (backtest: boolean) => IPersistNotificationInstance;
+  Log: new () => IPersistLogInstance;
+  Measure: new (bucket: string) => IPersistMeasureInstance;
+  Interval: new (bucket: string) => IPersistIntervalInstance;
+  Memory: new (signalId: string, bucketName: string) => IPersistMemoryInstance;
+  Recent: new (
+    symbol: string,
+    strategyName: string,
+    exchangeName: string,
+    frameName: string,
+    backtest: boolean,
+  ) => IPersistRecentInstance;
+  State: new (signalId: string, bucketName: string) => IPersistStateInstance;
+  Session: new (
+    strategyName: string,
+    exchangeName: string,
+    frameName: string,
+    symbol: string,
+    backtest: boolean,
+  ) => IPersistSessionInstance;
+}
+
+/** A domain name of backtest-kit 19.x: `Signal`, `Risk`, ... (the keys of `PersistdAdapters`). */
+export type DomainName = keyof PersistdAdapters;
+
+export const DOMAIN_NAMES: readonly DomainName[] = [
+  "Signal",
+  "Risk",
+  "Schedule",
+  "Strategy",
+  "Partial",
+  "Breakeven",
+  "Candle",
+  "Storage",
+  "Notification",
+  "Log",
+  "Measure",
+  "Interval",
+  "Memory",
+  "Recent",
+  "State",
+  "Session",
+];
