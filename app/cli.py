@@ -1,4 +1,4 @@
-"""Command layer: `persistd serve | migrate | token`."""
+"""Command layer: `persistd serve | migrate | token | import-dump | export-dump`."""
 
 import argparse
 import asyncio
@@ -13,13 +13,18 @@ from pathlib import Path
 from app import auth
 from app.config import Settings, get_settings
 from app.db import asyncpg_dsn, migrate
+from app.errors import AppError
 
 log = logging.getLogger("persistd")
 
 
 @contextmanager
-def database(settings: Settings) -> Iterator[str]:
-    """The configured database URL, or an embedded PostgreSQL for the duration of the block."""
+def database(settings: Settings, owner: bool = False) -> Iterator[str]:
+    """The configured database URL, or an embedded PostgreSQL for the duration of the block.
+
+    An embedded server that was already running (a `persistd serve`) is used and left running,
+    unless `owner` (the service itself, adopting a server orphaned by a crash) takes it over.
+    """
     if settings.database_url:
         yield settings.database_url
         return
@@ -30,7 +35,8 @@ def database(settings: Settings) -> Iterator[str]:
     try:
         yield url
     finally:
-        server.stop()
+        if owner or not server.adopted:
+            server.stop()
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -59,7 +65,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     # lets the embedded PostgreSQL be stopped cleanly on the way out.
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, _exit_cleanly)
-    with database(settings) as url:
+    with database(settings, owner=True) as url:
         if not args.no_migrate:
             migrate(url)
         # Workers are separate processes: they read the URL from the environment.
@@ -117,6 +123,44 @@ def cmd_token(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_dump(args: argparse.Namespace) -> int:
+    from app import dump
+    from app.store import Store
+
+    settings = _settings(args)
+
+    async def run(url: str, report: dump.Report) -> None:
+        store = await Store.open(
+            asyncpg_dsn(url),
+            min_size=1,
+            max_size=2,
+            acquire_timeout=settings.pool_timeout,
+            statement_timeout=max(settings.statement_timeout, 60.0),
+            retry_after=settings.retry_after,
+        )
+        try:
+            if args.command == "import-dump":
+                await dump.import_dump(store, args.path, args.namespace, report)
+            else:
+                await dump.export_dump(store, args.path, args.namespace, report)
+        finally:
+            await store.close()
+
+    if args.command == "import-dump" and not args.path.is_dir():
+        print(f"persistd: {args.path} is not a directory", file=sys.stderr)
+        return 2
+    report = dump.Report()
+    try:
+        with database(settings) as url:
+            asyncio.run(run(url, report))
+    except AppError as exc:
+        print("\n".join(report.lines()))
+        print(f"persistd: stopped early, after the counts above: {exc.detail}", file=sys.stderr)
+        return 1
+    print("\n".join(report.lines()))
+    return 1 if report.skipped else 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="persistd", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -160,6 +204,16 @@ def build_parser() -> argparse.ArgumentParser:
     for p in (create, listing, revoke):
         with_database(p)
     tok.set_defaults(func=cmd_token)
+
+    for name, help_text in (
+        ("import-dump", "copy a backtest-kit ./dump folder into a namespace"),
+        ("export-dump", "write a namespace as a backtest-kit ./dump folder"),
+    ):
+        d = sub.add_parser(name, help=help_text)
+        d.add_argument("path", type=Path, help="the dump folder (the one holding data/)")
+        d.add_argument("--namespace", default="default", help="namespace (default: default)")
+        with_database(d)
+        d.set_defaults(func=cmd_dump)
     return parser
 
 

@@ -34,6 +34,7 @@ class EmbeddedPostgres:
         self.data_dir = data_dir.resolve()
         self.pgdata = self.data_dir / "pgdata"
         self.port: int | None = None
+        self.adopted = False  # True when start() found the server already running
         self._user: str | None = None
 
     @property
@@ -104,6 +105,7 @@ class EmbeddedPostgres:
         if running is not None:
             log.info("adopting the PostgreSQL already running on port %s", running)
             self.port = running
+            self.adopted = True
             return self.url
         self.port = self.port or _free_port()  # a restart keeps its URL
         options = f"-h 127.0.0.1 -p {self.port} -k '' -c fsync=on -c synchronous_commit=on"

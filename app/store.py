@@ -66,6 +66,14 @@ ON CONFLICT (namespace, domain, entity, key) DO UPDATE
 SET value = EXCLUDED.value, version = r.version + 1, updated_at = now()
 RETURNING key, version
 """
+# Import: an identical document is left alone, so importing twice changes nothing.
+SQL_BATCH_UPSERT_CHANGED = f"""
+INSERT INTO records AS r (namespace, domain, entity, key, value, version) {_BATCH_ROWS}
+ON CONFLICT (namespace, domain, entity, key) DO UPDATE
+SET value = EXCLUDED.value, version = r.version + 1, updated_at = now()
+WHERE r.value IS DISTINCT FROM EXCLUDED.value
+RETURNING key, version
+"""
 SQL_BATCH_INSERT = f"""
 INSERT INTO records (namespace, domain, entity, key, value, version) {_BATCH_ROWS}
 ON CONFLICT (namespace, domain, entity, key) DO NOTHING
@@ -271,10 +279,22 @@ class Store:
         return {row[0]: Item(*row) for row in rows}
 
     async def batch_put(
-        self, coll: Collection, keys: Sequence[str], body: str, *, insert_only: bool
+        self,
+        coll: Collection,
+        keys: Sequence[str],
+        body: str,
+        *,
+        insert_only: bool,
+        if_changed: bool = False,
     ) -> list[Written]:
-        """Write the validated body's `items` in one statement, all or nothing, in request order."""
-        sql = SQL_BATCH_INSERT if insert_only else SQL_BATCH_UPSERT
+        """Write the validated body's `items` in one statement, all or nothing, in request order.
+
+        Keys left as they were (present for insert_only, identical for if_changed) get no version.
+        """
+        if insert_only:
+            sql = SQL_BATCH_INSERT
+        else:
+            sql = SQL_BATCH_UPSERT_CHANGED if if_changed else SQL_BATCH_UPSERT
         async with self._connection() as conn:
             rows = await conn.fetch(sql, *coll.args, body)
         versions = {row[0]: int(row[1]) for row in rows}
