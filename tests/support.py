@@ -103,7 +103,16 @@ def database_server() -> Iterator[str]:
 class Service:
     """A `persistd` service process (uvicorn running create_app) on a free loopback port."""
 
-    def __init__(self, database_url: str, env: dict[str, str] | None = None, workers: int = 1):
+    def __init__(
+        self,
+        database_url: str,
+        env: dict[str, str] | None = None,
+        workers: int = 1,
+        ready_path: str = "/readyz",
+        log: Path | None = None,
+    ):
+        self.ready_path = ready_path  # /healthz for a service whose database is not ready
+        self.log = log  # a file for the process's stdout and stderr (default: inherited)
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.env = {
@@ -121,13 +130,16 @@ class Service:
             "--host", "127.0.0.1", "--port", str(self.port), "--workers", str(self.workers),
             "--log-level", "warning",
         ]  # fmt: skip
-        self.process = subprocess.Popen(cmd, cwd=ROOT, env=self.env)
+        out = None if self.log is None else self.log.open("ab")
+        self.process = subprocess.Popen(cmd, cwd=ROOT, env=self.env, stdout=out, stderr=out)
+        if out is not None:
+            out.close()
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise RuntimeError(f"persistd exited with {self.process.returncode}")
             try:
-                if httpx.get(self.url + "/readyz", timeout=1).status_code == 200:
+                if httpx.get(self.url + self.ready_path, timeout=1).status_code == 200:
                     return self
             except httpx.TransportError:
                 pass
