@@ -1,11 +1,10 @@
 """The sync client against a real persistd on a real PostgreSQL: every endpoint and error code."""
 
 import math
+from collections.abc import Iterator
 
 import httpx
 import pytest
-from conftest import SMALL_VALUE_BYTES
-
 from persistd_client import (
     NO_RETRY,
     ConnectionFailed,
@@ -20,7 +19,10 @@ from persistd_client import (
     VersionMismatch,
 )
 from persistd_client.errors import error_from_response
+
 from tests.support import Service, free_port
+
+SMALL_VALUE_BYTES = 64
 
 SIGNAL = {
     "id": "sig-1",
@@ -47,6 +49,13 @@ ODD_NAMES = [
     "a\\b",
     "+&=;@$,",
 ]
+
+
+@pytest.fixture(scope="module")
+def small_service(database_url: str) -> Iterator[Service]:
+    """A second service process whose values may be at most SMALL_VALUE_BYTES."""
+    with Service(database_url, env={"PERSISTD_MAX_VALUE_BYTES": str(SMALL_VALUE_BYTES)}) as svc:
+        yield svc
 
 
 # ---- records ----
@@ -193,7 +202,9 @@ def test_int_entity_and_key_are_stored_as_their_decimal_strings(client: PersistC
 
 
 @pytest.mark.parametrize("key", [".", "..", "bell\x07", "x" * 513])
-def test_a_key_outside_the_naming_rules_raises_invalid_name(client: PersistClient, key: str) -> None:
+def test_a_key_outside_the_naming_rules_raises_invalid_name(
+    client: PersistClient, key: str
+) -> None:
     with pytest.raises(InvalidName) as caught:
         client.put("misc", "e", key, 1)
     assert (caught.value.status, caught.value.code) == (400, "invalid_name")
@@ -249,7 +260,9 @@ def test_a_value_over_the_size_limit_raises_payload_too_large(
 
 
 @pytest.mark.parametrize("value", [math.nan, math.inf, {"x": -math.inf}])
-def test_non_finite_numbers_are_refused_before_sending(client: PersistClient, value: object) -> None:
+def test_non_finite_numbers_are_refused_before_sending(
+    client: PersistClient, value: object
+) -> None:
     with pytest.raises(ValueError):
         client.put("misc", "e", "k", value)
     assert client.has("misc", "e", "k") is False
