@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import re
-import weakref
 from collections.abc import AsyncIterator, Callable
 from typing import Any, ClassVar, Protocol
 
@@ -42,9 +41,7 @@ PersistBaseCtor = Callable[[str, str], IPersistBase]
 
 # One client per event loop: httpx connections belong to the loop that opened them, and
 # every PersistBase instance of that loop shares the pool (the seed's "shared client" pattern).
-_shared: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, AsyncPersistClient] = (
-    weakref.WeakKeyDictionary()
-)
+_shared: dict[asyncio.AbstractEventLoop, AsyncPersistClient] = {}
 
 
 def shared_client() -> AsyncPersistClient:
@@ -52,6 +49,9 @@ def shared_client() -> AsyncPersistClient:
     loop = asyncio.get_running_loop()
     client = _shared.get(loop)
     if client is None:
+        # A closed loop's client can never send again; forget it (its sockets died with the loop).
+        for closed in [other for other in _shared if other.is_closed()]:
+            del _shared[closed]
         client = _shared[loop] = AsyncPersistClient()
     return client
 
