@@ -1,0 +1,114 @@
+// E2E bot: a real backtest-kit 19.5.0 live strategy with an offline exchange.
+//
+// Driven by `lib.strategyCoreService.tick(symbol, when, false, context)` with explicit `when`
+// (contract §6.2.3), so it does not wait for wall-clock minutes. The exchange is a pure function
+// of the candle timestamp: price 100 before BOT_SWITCH, 120 from it on. Every line on stdout is a
+// JSON marker the test reads; there are no sleeps.
+//
+// Environment:
+//   BOT_PERSIST     "persistd" (default): setup() registers all 16 adapters; "file": backtest-kit's
+//                   default file adapters (./dump under the working directory)
+//   BOT_PHASE       "open": tick at BOT_WHEN; a market long opens; then wait to be killed
+//                   "restore": tick at BOT_WHEN; print what the tick did; exit
+//   BOT_WHEN        the tick's time (ms, minute-aligned)
+//   BOT_SWITCH      the first candle time priced 120 (ms)
+//   BOT_STRATEGY    strategy name (default "crash-test"); BOT_RISK: risk profile (default "r1")
+//   BOT_RISK_BARRIER=1  after the first risk read, print {"marker":"risk-read"} and wait for a
+//                   line on stdin before returning it (the shared-risk test lines two bots up)
+//   PERSISTD_URL, PERSISTD_NAMESPACE  the service and this bot's namespace
+
+import { createInterface } from "node:readline";
+
+import * as bk from "backtest-kit";
+
+const env = process.env;
+const phase = env.BOT_PHASE ?? "open";
+const when = new Date(Number(env.BOT_WHEN));
+const switchAt = Number(env.BOT_SWITCH);
+const strategyName = env.BOT_STRATEGY ?? "crash-test";
+const riskName = env.BOT_RISK ?? "r1";
+const exchangeName = "offline";
+const symbol = "BTCUSDT";
+const MIN = 60_000;
+
+const say = (marker, extra = {}) => process.stdout.write(JSON.stringify({ marker, ...extra }) + "\n");
+
+const stdinLines = createInterface({ input: process.stdin });
+const nextLine = () => new Promise((resolve) => stdinLines.once("line", resolve));
+if (env.BOT_RISK_BARRIER !== "1") stdinLines.close();
+
+if ((env.BOT_PERSIST ?? "persistd") === "persistd") {
+  const { setup } = await import("persistd-backtest-kit");
+  const adapters = setup({ url: env.PERSISTD_URL, namespace: env.PERSISTD_NAMESPACE });
+  if (env.BOT_RISK_BARRIER === "1") {
+    let first = true;
+    class RiskWithBarrier extends adapters.Risk {
+      async readPositionData(w) {
+        const rows = await super.readPositionData(w);
+        if (first) {
+          first = false;
+          say("risk-read", { positions: rows.map(([k]) => k) });
+          await nextLine();
+          stdinLines.close();
+        }
+        return rows;
+      }
+    }
+    bk.PersistRiskAdapter.usePersistRiskAdapter(RiskWithBarrier);
+  }
+}
+
+const priceAt = (ts) => (ts < switchAt ? 100 : 120);
+
+bk.addExchangeSchema({
+  exchangeName,
+  getCandles: async (_symbol, interval, since, limit) => {
+    const step = { "1m": 1, "3m": 3, "5m": 5, "15m": 15, "30m": 30, "1h": 60 }[interval] * MIN;
+    return Array.from({ length: limit }, (_, i) => {
+      const timestamp = since.getTime() + i * step;
+      const p = priceAt(timestamp);
+      return { timestamp, open: p, high: p, low: p, close: p, volume: 1 };
+    });
+  },
+  formatPrice: async (_s, price) => price.toFixed(2),
+  formatQuantity: async (_s, q) => q.toFixed(6),
+});
+
+bk.addRiskSchema({ riskName, validations: [] });
+
+bk.addStrategySchema({
+  strategyName,
+  interval: "1m",
+  riskName,
+  getSignal: async () =>
+    phase === "open"
+      ? { position: "long", priceTakeProfit: 110, priceStopLoss: 90, minuteEstimatedTime: 600, note: "e2e" }
+      : null,
+});
+
+bk.listenError((error) => say("error", { message: String(error?.message ?? error) }));
+bk.listenSignalLive((event) =>
+  say(`signal-${event.action}`, { id: event.signal?.id ?? null, closeReason: event.closeReason ?? null }),
+);
+
+const context = { strategyName, exchangeName, frameName: "" };
+// The method context (strategy, exchange, frame) is what Live.background sets up around its loop.
+const result = await bk.MethodContextService.runInContext(
+  () => bk.lib.strategyCoreService.tick(symbol, when, false, context),
+  context,
+);
+say("tick", {
+  action: result.action,
+  id: result.signal?.id ?? null,
+  closeReason: result.closeReason ?? null,
+  priceOpen: result.signal?.priceOpen ?? null,
+  currentPrice: result.currentPrice ?? null,
+});
+
+if (phase === "open") {
+  // Stay alive with the position open until the test kills us (SIGKILL: no cleanup runs).
+  say("holding");
+  setInterval(() => {}, 1 << 30);
+} else {
+  process.exit(0);
+}
