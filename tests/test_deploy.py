@@ -1,0 +1,285 @@
+"""The container files: lint the Dockerfile, check the compose chain, and run what the image runs.
+
+There is no Docker engine in CI, so the image's own commands (pip install, `persistd migrate`,
+the serve command, the healthcheck) run here from a clean virtual environment instead.
+"""
+
+import asyncio
+import json
+import os
+import re
+import secrets
+import shlex
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+import pytest
+import yaml
+
+from app.db import asyncpg_dsn
+from tests.support import ROOT, free_port
+
+DOCKERFILE = ROOT / "Dockerfile"
+COMPOSE = ROOT / "docker-compose.yml"
+
+
+def tool(name: str) -> str:
+    """A command-line tool from this interpreter's environment or PATH; fails loudly if absent."""
+    beside = Path(sys.executable).parent / name
+    found = str(beside) if beside.exists() else shutil.which(name)
+    assert found, f"{name} is not installed (pip install -e '.[test]')"
+    return found
+
+
+# ---- Dockerfile ----
+
+
+def instructions() -> list[tuple[str, str]]:
+    """(INSTRUCTION, arguments) pairs of the Dockerfile, continuation lines joined."""
+    text = re.sub(r"\\\n", " ", DOCKERFILE.read_text())
+    out = []
+    for line in text.splitlines():
+        line = line.strip()
+        if line and not line.startswith("#"):
+            word, _, rest = line.partition(" ")
+            out.append((word.upper(), rest.strip()))
+    return out
+
+
+def final_stage() -> list[tuple[str, str]]:
+    found = instructions()
+    last = max(i for i, (word, _) in enumerate(found) if word == "FROM")
+    return found[last:]
+
+
+def exec_form(args: str) -> list[str]:
+    parsed = json.loads(args)
+    assert isinstance(parsed, list) and all(isinstance(a, str) for a in parsed)
+    return parsed
+
+
+def image_env() -> dict[str, str]:
+    env: dict[str, str] = {}
+    for word, args in final_stage():
+        if word == "ENV":
+            for pair in shlex.split(args):
+                name, _, value = pair.partition("=")
+                env[name] = value
+    return env
+
+
+def test_dockerfile_passes_hadolint() -> None:
+    done = subprocess.run(
+        [tool("hadolint"), str(DOCKERFILE)], capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_image_is_multi_stage_slim_and_runs_as_a_user() -> None:
+    found = instructions()
+    froms = [args for word, args in found if word == "FROM"]
+    assert len(froms) >= 2
+    assert all(f.startswith("python:3.11-slim") for f in froms)
+    final = final_stage()
+    users = [args for word, args in final if word == "USER"]
+    assert users and users[-1] not in ("root", "0")
+    assert any(word == "HEALTHCHECK" and "/healthz" in args for word, args in final)
+    cmd = next(args for word, args in final if word == "CMD")
+    assert "app.main:create_app --factory" in " ".join(exec_form(cmd))
+    assert "$PERSISTD_WORKERS" in cmd
+
+
+# ---- docker-compose.yml ----
+
+
+@pytest.fixture(scope="module")
+def compose() -> dict[str, Any]:
+    loaded: dict[str, Any] = yaml.safe_load(COMPOSE.read_text())
+    return loaded
+
+
+def test_compose_runs_db_then_migrate_then_api(compose: dict[str, Any]) -> None:
+    services = compose["services"]
+    db, migrate, api = services["db"], services["migrate"], services["api"]
+    assert db["image"].startswith("postgres:16")
+    assert "pg_isready" in " ".join(db["healthcheck"]["test"])
+    volume = db["volumes"][0].split(":")[0]
+    assert volume in compose["volumes"]  # a named volume, not a bind mount
+    assert migrate["depends_on"] == {"db": {"condition": "service_healthy"}}
+    assert migrate["command"] == ["persistd", "migrate"]
+    assert migrate["restart"] == "no"
+    assert api["depends_on"] == {"migrate": {"condition": "service_completed_successfully"}}
+    assert "/healthz" in " ".join(api["healthcheck"]["test"])
+    assert any(str(p).endswith(":8000") for p in api["ports"])
+    assert migrate["image"] == api["image"]
+
+
+def test_compose_takes_secrets_from_the_environment(compose: dict[str, Any]) -> None:
+    text = COMPOSE.read_text()
+    for service in compose["services"].values():
+        for name, value in service.get("environment", {}).items():
+            if "PASSWORD" in name or "DATABASE_URL" in name:
+                assert "${POSTGRES_PASSWORD:?" in str(value), f"{name} holds a literal secret"
+    # The only password anywhere is the required variable.
+    assert re.findall(r"postgresql://[^:]+:([^@]+)@", text) == [
+        "${POSTGRES_PASSWORD:?set POSTGRES_PASSWORD}"
+    ]
+
+
+def test_docker_compose_config_resolves_the_file() -> None:
+    """`docker-compose config` needs no engine; it checks the file the way compose reads it."""
+    binary = shutil.which("docker-compose")
+    assert binary, "docker-compose is not installed: apt-get install -y docker-compose"
+    env = {**os.environ, "POSTGRES_PASSWORD": "from-the-environment"}
+    done = subprocess.run(
+        [binary, "-f", str(COMPOSE), "config"], capture_output=True, text=True, env=env, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    resolved = yaml.safe_load(done.stdout)
+    api_env = resolved["services"]["api"]["environment"]
+    assert "from-the-environment" in api_env["PERSISTD_DATABASE_URL"]
+    missing = {k: v for k, v in os.environ.items() if k != "POSTGRES_PASSWORD"}
+    done = subprocess.run(
+        [binary, "-f", str(COMPOSE), "config"],
+        capture_output=True,
+        text=True,
+        env=missing,
+        check=False,
+    )
+    assert done.returncode != 0
+    assert "set POSTGRES_PASSWORD" in done.stderr
+
+
+def test_dockerignore_sends_only_what_the_image_needs() -> None:
+    lines = (ROOT / ".dockerignore").read_text().splitlines()
+    assert lines[lines.index("*")] == "*"
+    allowed = {line[1:].rstrip("/") for line in lines if line.startswith("!")}
+    copied = set()
+    for word, args in instructions():
+        if word == "COPY" and "--from" not in args:
+            copied.update(a.rstrip("/") for a in args.split()[:-1])
+    assert copied <= allowed
+
+
+# ---- the image's commands, from a clean virtual environment ----
+
+
+@pytest.fixture
+def fresh_database(database_url: str) -> Iterator[str]:
+    """An empty database (no migrations yet), dropped afterwards."""
+    base = asyncpg_dsn(database_url).rpartition("/")[0]
+    name = f"persistd_deploy_{os.getpid()}_{secrets.token_hex(3)}"
+
+    async def admin(sql: str) -> None:
+        conn = await asyncpg.connect(f"{base}/postgres")
+        try:
+            await conn.execute(sql)
+        finally:
+            await conn.close()
+
+    asyncio.run(admin(f'CREATE DATABASE "{name}"'))
+    try:
+        yield f"{base}/{name}"
+    finally:
+        asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+def test_image_commands_run_from_a_clean_virtualenv(tmp_path: Path, fresh_database: str) -> None:
+    build = instructions()[: [w for w, _ in instructions()].index("FROM", 1)]
+    srv, venv = tmp_path / "srv", tmp_path / "venv"
+    srv.mkdir()
+    for word, args in build:  # COPY exactly what the build stage copies
+        if word == "COPY":
+            *sources, _ = args.split()
+            for source in sources:
+                src = ROOT / source
+                if src.is_dir():
+                    shutil.copytree(src, srv / source, ignore=shutil.ignore_patterns("__pycache__"))
+                else:
+                    shutil.copy2(src, srv / source)
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    base_env = {
+        "PATH": f"{venv / 'bin'}:/usr/local/bin:/usr/bin:/bin",
+        "HOME": str(tmp_path),
+        "PIP_DISABLE_PIP_VERSION_CHECK": "1",
+    }
+    pip_install = next(a for w, a in build if w == "RUN" and "pip install" in a)
+    command = shlex.split(pip_install.replace("/opt/venv", str(venv)))
+    done = subprocess.run(
+        command, cwd=srv, env=base_env, capture_output=True, text=True, timeout=300, check=False
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+
+    port = free_port()
+    env = {
+        **base_env,
+        **image_env(),
+        "PATH": f"{venv / 'bin'}:/usr/local/bin:/usr/bin:/bin",
+        "PERSISTD_DATABASE_URL": fresh_database,
+        # The image binds 0.0.0.0; here the same command stays on loopback, with auth forced on
+        # as `auto` would do on 0.0.0.0.
+        "PERSISTD_HOST": "127.0.0.1",
+        "PERSISTD_AUTH": "on",
+        "PERSISTD_PORT": str(port),
+        "PERSISTD_WORKERS": "2",
+    }
+
+    def run(args: list[str]) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            args, cwd=srv, env=env, capture_output=True, text=True, timeout=120, check=False
+        )
+
+    compose = yaml.safe_load(COMPOSE.read_text())
+    migrated = run(compose["services"]["migrate"]["command"])
+    assert migrated.returncode == 0, migrated.stderr
+    created = run(["persistd", "token", "create", "--scope", "read,write", "--namespace", "bot-*"])
+    assert created.returncode == 0, created.stderr
+    token = created.stdout.strip()
+
+    final = final_stage()
+    serve = exec_form(next(a for w, a in final if w == "CMD"))
+    server = subprocess.Popen(serve, cwd=srv, env=env, start_new_session=False)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            assert server.poll() is None, "the serve command exited"
+            try:
+                if httpx.get(url + "/readyz", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert time.monotonic() < deadline, "the service never became ready"
+            time.sleep(0.2)
+        healthcheck = next(a for w, a in final if w == "HEALTHCHECK")
+        probe = exec_form(healthcheck.split(" CMD ", 1)[1])
+        assert run(probe).returncode == 0
+        compose_probe = compose["services"]["api"]["healthcheck"]["test"][1:]
+        compose_probe = [a.replace("8000", str(port)) for a in compose_probe]
+        assert run(compose_probe).returncode == 0
+
+        record = f"{url}/v1/bot-1/misc/e/records/k"
+        assert httpx.put(record, json={"ok": True}).status_code == 401
+        auth = {"Authorization": f"Bearer {token}"}
+        assert httpx.put(record, json={"ok": True}, headers=auth).status_code == 201
+        assert httpx.get(record, headers=auth).json() == {"ok": True}
+        assert httpx.get(url + "/docs").status_code == 200
+        assert "persistd_http_requests_total" in httpx.get(url + "/metrics").text
+    finally:
+        server.send_signal(signal.SIGTERM)
+        try:
+            code = server.wait(30)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            raise
+    assert code in (0, -signal.SIGTERM)
+    # And the healthcheck fails once the service is gone.
+    assert run(probe).returncode != 0
