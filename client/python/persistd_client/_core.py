@@ -32,6 +32,8 @@ from persistd_client.retry import RetryPolicy, retry_after
 T = TypeVar("T")
 Name = str | int
 BatchMode = Literal["upsert", "insert_if_absent"]
+# Mapping is invariant in its key type, so each accepted key type is spelled out.
+BatchItems = Mapping[str, Any] | Mapping[int, Any] | Mapping[Name, Any] | Iterable[tuple[Name, Any]]
 
 DEFAULT_URL = "http://127.0.0.1:8000"
 DEFAULT_NAMESPACE = "default"
@@ -339,7 +341,7 @@ def batch_put(
     ns: str,
     domain: str,
     entity: Name,
-    items: Mapping[Name, Any] | Iterable[tuple[Name, Any]],
+    items: BatchItems,
     mode: BatchMode,
 ) -> Call[list[BatchWritten]]:
     """POST batch-put: many records atomically (all or none)."""

@@ -6,14 +6,22 @@ endpoint defined in `_core`.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterable, Iterator, Mapping
+from collections.abc import AsyncIterator, Iterable, Iterator
 from types import TracebackType
 from typing import Any, TypeVar
 
 import httpx
 
 from persistd_client import _core
-from persistd_client._core import Attempts, BatchMode, Call, Name, Settings, build_request
+from persistd_client._core import (
+    Attempts,
+    BatchItems,
+    BatchMode,
+    Call,
+    Name,
+    Settings,
+    build_request,
+)
 from persistd_client.models import (
     BatchGetResult,
     BatchWritten,
@@ -191,7 +199,7 @@ class PersistClient(_Shell):
         self,
         domain: str,
         entity: Name,
-        items: Mapping[Name, Any] | Iterable[tuple[Name, Any]],
+        items: BatchItems,
         *,
         mode: BatchMode = "upsert",
     ) -> list[BatchWritten]:
@@ -354,7 +362,7 @@ class AsyncPersistClient(_Shell):
         self,
         domain: str,
         entity: Name,
-        items: Mapping[Name, Any] | Iterable[tuple[Name, Any]],
+        items: BatchItems,
         *,
         mode: BatchMode = "upsert",
     ) -> list[BatchWritten]:
