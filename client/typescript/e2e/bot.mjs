@@ -15,6 +15,8 @@
 //   BOT_STRATEGY    strategy name (default "crash-test"); BOT_RISK: risk profile (default "r1")
 //   BOT_RISK_BARRIER=1  after the first risk read, print {"marker":"risk-read"} and wait for a
 //                   line on stdin before returning it (the shared-risk test lines two bots up)
+//   BOT_EXTRAS=1    also persist Storage, Recent, Notification and Log (opt-ins in backtest-kit)
+//   BOT_RISK_NAIVE=1  (control) write risk as a plain PUT, without the adapter's merge
 //   PERSISTD_URL, PERSISTD_NAMESPACE  the service and this bot's namespace
 
 import { createInterface } from "node:readline";
@@ -54,8 +56,25 @@ if ((env.BOT_PERSIST ?? "persistd") === "persistd") {
         return rows;
       }
     }
+    if (env.BOT_RISK_NAIVE === "1") {
+      // Control for the shared-risk test: a plain whole-document PUT, as a file adapter does.
+      const { PersistdClient } = await import("persistd-backtest-kit");
+      const client = new PersistdClient({ url: env.PERSISTD_URL, namespace: env.PERSISTD_NAMESPACE });
+      RiskWithBarrier.prototype.writePositionData = async function (rows) {
+        await client.put("risk", this.entity, "positions", rows);
+      };
+    }
     bk.PersistRiskAdapter.usePersistRiskAdapter(RiskWithBarrier);
   }
+}
+
+if (env.BOT_EXTRAS === "1") {
+  // Opt in to the persisted collections too: signal storage, recent signals, notifications, log.
+  bk.Storage.enable();
+  bk.Recent.enable();
+  bk.NotificationLive.usePersist();
+  bk.Notification.enable();
+  bk.Log.usePersist();
 }
 
 const priceAt = (ts) => (ts < switchAt ? 100 : 120);
