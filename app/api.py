@@ -217,11 +217,26 @@ def _validated(model: type[BaseModel], data: Any) -> Any:
         raise InvalidRequest(problems) from None
 
 
+def _inline_defs(node: Any, defs: dict[str, Any]) -> Any:
+    if isinstance(node, dict):
+        ref = node.get("$ref", "")
+        if ref.startswith("#/$defs/"):
+            return _inline_defs(defs[ref.removeprefix("#/$defs/")], defs)
+        return {k: _inline_defs(v, defs) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_inline_defs(v, defs) for v in node]
+    return node
+
+
 def _schema(model: type[BaseModel]) -> dict[str, Any]:
+    # In OpenAPI a "#/..." reference points into the whole document, where a model's own
+    # $defs are not found, so nested models are inlined.
+    schema = model.model_json_schema()
+    defs = schema.pop("$defs", {})
     return {
         "requestBody": {
             "required": True,
-            "content": {JSON: {"schema": model.model_json_schema(ref_template="#/$defs/{model}")}},
+            "content": {JSON: {"schema": _inline_defs(schema, defs)}},
         }
     }
 
