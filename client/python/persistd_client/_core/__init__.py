@@ -1,0 +1,1 @@
+"""Client core: each endpoint defined once, and what the sync and async send loops share."""
