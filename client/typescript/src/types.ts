@@ -2,11 +2,18 @@
 //
 // The package does not import backtest-kit's types (it stays buildable and usable without it);
 // these interfaces have the same method names and parameter lists, so the classes are accepted
-// by backtest-kit's `usePersist*Adapter` hooks. Row types are left open (`JsonObject`): the
+// by backtest-kit's `usePersist*Adapter` hooks. Row types are left open (`Doc`): the
 // service stores whatever backtest-kit writes, whole.
 
 /** A JSON object as backtest-kit writes it (rows, snapshots, entries). */
 export type JsonObject = { [key: string]: any };
+
+/**
+ * A document in a contract's signature: backtest-kit's own row type (ISignalRow, StrategyData,
+ * IRiskActivePosition, ...). `any` so that the classes fit backtest-kit's hooks without this
+ * package importing its types.
+ */
+export type Doc = any;
 
 /** backtest-kit's candle row. */
 export interface CandleData {
@@ -18,14 +25,14 @@ export interface CandleData {
   volume: number;
 }
 
-export type RiskData = Array<[string, JsonObject]>;
-export type PartialData = Record<string, { profitLevels: number[]; lossLevels: number[] }>;
-export type BreakevenData = Record<string, { reached: boolean }>;
+export type RiskData = Array<[string, Doc]>;
+export type PartialData = Record<string, Doc>;
+export type BreakevenData = Record<string, Doc>;
 
 export interface IPersistSignalInstance {
   waitForInit(initial: boolean): Promise<void>;
-  readSignalData(): Promise<JsonObject | null>;
-  writeSignalData(signalRow: JsonObject | null): Promise<void>;
+  readSignalData(): Promise<Doc | null>;
+  writeSignalData(signalRow: Doc | null): Promise<void>;
 }
 
 export interface IPersistRiskInstance {
@@ -36,14 +43,14 @@ export interface IPersistRiskInstance {
 
 export interface IPersistScheduleInstance {
   waitForInit(initial: boolean): Promise<void>;
-  readScheduleData(): Promise<JsonObject | null>;
-  writeScheduleData(scheduledSignalRow: JsonObject | null): Promise<void>;
+  readScheduleData(): Promise<Doc | null>;
+  writeScheduleData(scheduledSignalRow: Doc | null): Promise<void>;
 }
 
 export interface IPersistStrategyInstance {
   waitForInit(initial: boolean): Promise<void>;
-  readStrategyData(): Promise<JsonObject | null>;
-  writeStrategyData(row: JsonObject | null): Promise<void>;
+  readStrategyData(): Promise<Doc | null>;
+  writeStrategyData(row: Doc | null): Promise<void>;
 }
 
 export interface IPersistPartialInstance {
@@ -70,65 +77,65 @@ export interface IPersistCandleInstance {
 
 export interface IPersistStorageInstance {
   waitForInit(initial: boolean): Promise<void>;
-  readStorageData(): Promise<JsonObject[]>;
-  writeStorageData(signals: JsonObject[]): Promise<void>;
+  readStorageData(): Promise<Doc[]>;
+  writeStorageData(signals: Doc[]): Promise<void>;
 }
 
 export interface IPersistNotificationInstance {
   waitForInit(initial: boolean): Promise<void>;
-  readNotificationData(): Promise<JsonObject[]>;
-  writeNotificationData(notifications: JsonObject[]): Promise<void>;
+  readNotificationData(): Promise<Doc[]>;
+  writeNotificationData(notifications: Doc[]): Promise<void>;
 }
 
 export interface IPersistLogInstance {
   waitForInit(initial: boolean): Promise<void>;
-  readLogData(): Promise<JsonObject[]>;
-  writeLogData(entries: JsonObject[]): Promise<void>;
+  readLogData(): Promise<Doc[]>;
+  writeLogData(entries: Doc[]): Promise<void>;
 }
 
 export interface IPersistMeasureInstance {
   waitForInit(initial: boolean): Promise<void>;
-  readMeasureData(key: string): Promise<JsonObject | null>;
-  writeMeasureData(data: JsonObject, key: string, when: Date): Promise<void>;
+  readMeasureData(key: string): Promise<Doc | null>;
+  writeMeasureData(data: Doc, key: string, when: Date): Promise<void>;
   removeMeasureData(key: string): Promise<void>;
   listMeasureData(): AsyncGenerator<string>;
 }
 
 export interface IPersistIntervalInstance {
   waitForInit(initial: boolean): Promise<void>;
-  readIntervalData(key: string): Promise<JsonObject | null>;
-  writeIntervalData(data: JsonObject, key: string, when: Date): Promise<void>;
+  readIntervalData(key: string): Promise<Doc | null>;
+  writeIntervalData(data: Doc, key: string, when: Date): Promise<void>;
   removeIntervalData(key: string): Promise<void>;
   listIntervalData(): AsyncGenerator<string>;
 }
 
 export interface IPersistMemoryInstance {
   waitForInit(initial: boolean): Promise<void>;
-  readMemoryData(memoryId: string): Promise<JsonObject | null>;
+  readMemoryData(memoryId: string): Promise<Doc | null>;
   hasMemoryData(memoryId: string): Promise<boolean>;
-  writeMemoryData(data: JsonObject, memoryId: string, when: Date): Promise<void>;
+  writeMemoryData(data: Doc, memoryId: string, when: Date): Promise<void>;
   removeMemoryData(memoryId: string): Promise<void>;
-  listMemoryData(): AsyncGenerator<{ memoryId: string; data: JsonObject }>;
+  listMemoryData(): AsyncGenerator<{ memoryId: string; data: Doc }>;
   dispose(): void;
 }
 
 export interface IPersistRecentInstance {
   waitForInit(initial: boolean): Promise<void>;
-  readRecentData(): Promise<JsonObject | null>;
-  writeRecentData(signalRow: JsonObject, when: Date): Promise<void>;
+  readRecentData(): Promise<Doc | null>;
+  writeRecentData(signalRow: Doc, when: Date): Promise<void>;
 }
 
 export interface IPersistStateInstance {
   waitForInit(initial: boolean): Promise<void>;
-  readStateData(): Promise<JsonObject | null>;
-  writeStateData(data: JsonObject, when: Date): Promise<void>;
+  readStateData(): Promise<Doc | null>;
+  writeStateData(data: Doc, when: Date): Promise<void>;
   dispose(): void;
 }
 
 export interface IPersistSessionInstance {
   waitForInit(initial: boolean): Promise<void>;
-  readSessionData(): Promise<JsonObject | null>;
-  writeSessionData(data: JsonObject, when: Date): Promise<void>;
+  readSessionData(): Promise<Doc | null>;
+  writeSessionData(data: Doc, when: Date): Promise<void>;
   dispose(): void;
 }
 
