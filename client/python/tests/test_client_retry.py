@@ -397,6 +397,17 @@ def test_each_name_is_sent_as_one_percent_encoded_segment(name: str | int, raw: 
     assert script.requests[0].url.raw_path == b"/v1/ns/d/" + raw + b"/records/" + raw
 
 
+@pytest.mark.parametrize(
+    "address", [("", "e", "k"), ("d", "", "k"), ("d", "e", "")], ids=["domain", "entity", "key"]
+)
+def test_an_empty_name_raises_invalid_name_without_a_request(address: tuple[str, str, str]) -> None:
+    script = Script(record(1))
+    with pytest.raises(InvalidName) as caught:
+        script.sync().put(*address, 1)
+    assert caught.value.status is None and caught.value.code == "invalid_name"
+    assert script.requests == []
+
+
 def _closed_after(make: Callable[[httpx.Client | None], PersistClient], inject: bool) -> bool:
     http = httpx.Client(transport=httpx.MockTransport(Script(record(1))))
     client = make(http if inject else None)

@@ -9,6 +9,7 @@ from urllib.parse import quote
 
 from persistd_client._core import answers
 from persistd_client._core.call import BatchItems, BatchMode, Call, Name
+from persistd_client.errors import InvalidName
 from persistd_client.models import (
     BatchGetResult,
     BatchWritten,
@@ -23,19 +24,32 @@ from persistd_client.models import (
 # ---- paths and bodies ----
 
 
-def segment(name: Name) -> str:
+def segment(name: Name, kind: str = "name") -> str:
     """One path segment, percent-encoded so that any name round-trips exactly."""
-    encoded = quote(str(name), safe="")
+    text = str(name)
+    if not text:
+        # An empty segment cannot reach the route at all (the service would answer 404 or
+        # redirect), so this one case is refused here; every other rule is the service's.
+        raise InvalidName(f"{kind} is empty: it must be at least 1 character", code="invalid_name")
+    encoded = quote(text, safe="")
     # quote leaves '.' alone, and URL normalisation would drop a '.' or '..' segment.
     return encoded.replace(".", "%2E") if encoded in (".", "..") else encoded
 
 
+def _namespace_path(ns: str) -> str:
+    return f"/v1/{segment(ns, 'namespace')}"
+
+
+def _domain_path(ns: str, domain: str) -> str:
+    return f"{_namespace_path(ns)}/{segment(domain, 'domain')}"
+
+
 def _entity_path(ns: str, domain: str, entity: Name) -> str:
-    return f"/v1/{segment(ns)}/{segment(domain)}/{segment(entity)}"
+    return f"{_domain_path(ns, domain)}/{segment(entity, 'entity')}"
 
 
 def _record_path(ns: str, domain: str, entity: Name, key: Name) -> str:
-    return f"{_entity_path(ns, domain, entity)}/records/{segment(key)}"
+    return f"{_entity_path(ns, domain, entity)}/records/{segment(key, 'key')}"
 
 
 def dumps(value: Any) -> bytes:
@@ -159,12 +173,12 @@ def namespaces() -> Call[list[Count]]:
 
 def domains(ns: str) -> Call[list[Count]]:
     """GET the domains of a namespace with record counts."""
-    return Call("GET", f"/v1/{segment(ns)}", answers.counts)
+    return Call("GET", _namespace_path(ns), answers.counts)
 
 
 def entities(ns: str, domain: str) -> Call[list[Count]]:
     """GET the entities of a domain with record counts."""
-    return Call("GET", f"/v1/{segment(ns)}/{segment(domain)}", answers.counts)
+    return Call("GET", _domain_path(ns, domain), answers.counts)
 
 
 # A probe reports the state now; retrying would hide exactly what it is asked about.
