@@ -12,7 +12,8 @@ from app.auth import Authenticator, auth_required
 from app.config import Settings, get_settings
 from app.db import asyncpg_dsn, head_revisions
 from app.docs import install_docs
-from app.errors import install_handlers
+from app.errors import InvalidName, install_handlers, render
+from app.names import NAME_RULE
 from app.observability import Metrics, ObservabilityMiddleware, configure_logging, metrics_endpoint
 from app.store import Store
 
@@ -30,6 +31,11 @@ class RawPathMiddleware:
         if scope["type"] == "http":
             raw = scope.get("raw_path")
             if raw and raw.startswith(b"/v1/"):
+                if b"//" in raw or raw.endswith(b"/"):
+                    # An empty segment is an empty name, not another route (nor a redirect).
+                    error = InvalidName(f"empty name in the path: it must be {NAME_RULE}")
+                    await render(error)(scope, receive, send)
+                    return
                 scope = dict(scope, path=raw.decode("latin-1"))
         await self.app(scope, receive, send)
 

@@ -167,6 +167,16 @@ def test_invalid_names_get_400_invalid_name_and_store_nothing(
     assert http.get("/v1/" + ns).json()["items"] == []
 
 
+@pytest.mark.parametrize(
+    "path",
+    ["/v1/{ns}/misc/e/records/", "/v1/{ns}/misc//records/k", "/v1/{ns}//e/records/k", "/v1//"],
+)
+def test_empty_name_segments_get_400_invalid_name(http: httpx.Client, ns: str, path: str) -> None:
+    url = path.format(ns=ns)
+    problem(http.put(url, json=1), 400, "invalid_name")
+    problem(http.get(url), 400, "invalid_name")
+
+
 def test_invalid_json_gets_400_invalid_json(http: httpx.Client, ns: str) -> None:
     for raw in [b"{", b"", b"NaN", b"[Infinity]", b"{'a': 1}", b"\xff\xfe", b"[1,]"]:
         resp = http.put(rec(ns, "k"), content=raw, headers={"content-type": "application/json"})
