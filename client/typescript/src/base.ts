@@ -42,12 +42,11 @@ export class PersistBase<EntityName extends string = string, Entity = unknown> {
     this.domain = address.domain;
     this.entity = address.entity;
     this.client = client ?? sharedClient();
-    this.client.withNamespace(this.client.namespace);
   }
 
-  /** Check the service once (POST init); later calls are cached no-ops. */
+  /** The first call with `initial` checks the service (POST init); later calls are cached no-ops. */
   waitForInit(initial: boolean): Promise<void> {
-    void initial; // the first call initialises whatever it says, as the file PersistBase does
+    if (!this.init && !initial) return Promise.resolve();
     this.init ??= this.client.init(this.domain, this.entity, true).then(
       () => undefined,
       (error: unknown) => {

@@ -7,7 +7,7 @@
 // postgresql://postgres@127.0.0.1:5432). Arguments select test folders: `test`, `e2e` (default both).
 
 import { spawn, spawnSync } from "node:child_process";
-import { existsSync } from "node:fs";
+import { existsSync, readdirSync, rmSync } from "node:fs";
 import { createServer } from "node:net";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -97,10 +97,11 @@ async function startService() {
   return { url, stop };
 }
 
+rmSync(join(pkg, "e2e", ".scratch"), { recursive: true, force: true }); // bot working directories
+
 const folders = process.argv.slice(2).length ? process.argv.slice(2) : ["test", "e2e"];
 const files = [];
 for (const folder of folders) {
-  const { readdirSync } = await import("node:fs");
   for (const f of readdirSync(join(pkg, folder)).sort()) {
     if (f.endsWith(".test.mjs")) files.push(join(folder, f));
   }
