@@ -1,5 +1,6 @@
 """The zero-setup default: `persistd serve` on an embedded PostgreSQL; outages give 503."""
 
+import json
 import os
 import signal
 import subprocess
@@ -18,18 +19,31 @@ pytestmark = pytest.mark.embedded
 
 
 def _serve(data_dir: Path, port: int) -> subprocess.Popen[bytes]:
+    """The README's run command, exactly: scripts/serve (embedded PostgreSQL by default)."""
     env = {k: v for k, v in os.environ.items() if "DATABASE_URL" not in k}
-    cmd = [
-        sys.executable,
-        "-m",
-        "app.cli",
-        "serve",
-        "--port",
-        str(port),
-        "--data-dir",
-        str(data_dir),
-    ]
+    cmd = ["scripts/serve", "--port", str(port), "--data-dir", str(data_dir)]
     return subprocess.Popen(cmd, cwd=ROOT, env=env)
+
+
+def _round_trip_signal(url: str, row: dict[str, object] | None) -> object:
+    """Write (when `row` is given) and read a signal through the Python client's seed adapter."""
+    script = f"""
+import asyncio, json
+from persistd_client.adapters import PersistBase, PersistSignalAdapter
+async def main():
+    PersistSignalAdapter.use_persist_signal_adapter(PersistBase)
+    row = {row!r}
+    if row is not None:
+        await PersistSignalAdapter.write_signal_data(row, "BTCUSDT", "my-strategy")
+    print(json.dumps(await PersistSignalAdapter.read_signal_data("BTCUSDT", "my-strategy")))
+asyncio.run(main())
+"""
+    env = {**os.environ, "PERSISTD_URL": url}
+    done = subprocess.run(
+        [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)
 
 
 def _wait_ready(url: str, proc: subprocess.Popen[bytes], timeout: float = 90) -> None:
@@ -67,12 +81,10 @@ def test_serve_without_database_url_runs_embedded_and_keeps_data_across_restarts
     signal_row = {
         "id": "s1", "position": "long", "priceOpen": 1, "priceTakeProfit": 2, "priceStopLoss": 0.5,
     }  # fmt: skip
-    record = f"{url}/v1/default/signal/BTCUSDT_s/records/BTCUSDT"
-
     proc = _serve(data_dir, port)
     try:
         _wait_ready(url, proc)
-        assert httpx.put(record, json=signal_row).status_code == 201
+        assert _round_trip_signal(url, signal_row) == signal_row
     finally:
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(60) == 0
@@ -81,6 +93,8 @@ def test_serve_without_database_url_runs_embedded_and_keeps_data_across_restarts
     proc = _serve(data_dir, port)
     try:
         _wait_ready(url, proc)
+        assert _round_trip_signal(url, None) == signal_row
+        record = f"{url}/v1/default/signal/BTCUSDT_my-strategy/records/BTCUSDT"
         assert httpx.get(record).json() == signal_row
     finally:
         proc.send_signal(signal.SIGINT)
