@@ -1,5 +1,6 @@
 """Validation layer: request bodies (content type, size limit before buffering, JSON parsing)."""
 
+from collections.abc import AsyncIterator
 from typing import Any
 
 import orjson
@@ -23,9 +24,9 @@ def _check_content_type(request: Request) -> None:
     raise UnsupportedMediaType(f"Content-Type must be application/json, not {media!r}")
 
 
-async def _drain(request: Request, seen: int) -> None:
+async def _drain(chunks: AsyncIterator[bytes], seen: int) -> None:
     # Reading (not keeping) the rest lets the client receive the 413 instead of a reset.
-    async for chunk in request.stream():
+    async for chunk in chunks:
         seen += len(chunk)
         if seen > _DRAIN_LIMIT:
             return
@@ -41,13 +42,14 @@ async def read_body(request: Request, limit: int) -> bytes:
         if int(declared) > limit:
             # A body too big to drain is answered at once, without waiting for it to arrive.
             if int(declared) <= _DRAIN_LIMIT:
-                await _drain(request, 0)
+                await _drain(request.stream(), 0)
             raise PayloadTooLarge(f"the body is {declared} bytes; the limit is {limit} bytes")
     body = bytearray()
-    async for chunk in request.stream():
+    chunks = request.stream()  # one iterator: Starlette refuses to open the stream twice
+    async for chunk in chunks:
         body += chunk
         if len(body) > limit:
-            await _drain(request, len(body))
+            await _drain(chunks, len(body))
             raise PayloadTooLarge(f"the body is over the limit of {limit} bytes")
     return bytes(body)
 
