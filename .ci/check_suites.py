@@ -8,6 +8,18 @@ REQUIRED = [
     "tests.test_collections",
     "tests.test_concurrency",
     "tests.test_embedded",
+    "tests.test_dump",
+    "tests.test_typescript",
+    "tests.test_auth",
+    "tests.test_deploy",
+    "tests.test_docs_browser",
+    "tests.test_instances",
+    "tests.test_observability",
+    "tests.test_shutdown",
+    "tests.test_faults",
+    "tests.test_hostile",
+    "tests.test_schemathesis",
+    "tests.test_bench_smoke",
     "client.python.tests",
 ]
 
