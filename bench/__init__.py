@@ -1,0 +1,1 @@
+"""Benchmarks of persistd against pgbench on the same PostgreSQL (python -m bench)."""

@@ -1,0 +1,13 @@
+-- PUT (upsert, update path) to a random key among BENCH_KEYS existing keys k0..k{N-1}.
+local keys = tonumber(os.getenv("BENCH_KEYS") or "1000")
+local entity = os.getenv("BENCH_ENTITY") or "scale"
+
+function init(args)
+  math.randomseed(os.time() + math.floor(os.clock() * 1e6))
+end
+
+request = function()
+  local path = "/v1/bench/misc/" .. entity .. "/records/k" .. math.random(0, keys - 1)
+  return wrk.format("PUT", path, {["Content-Type"] = "application/json"},
+    '{"position":"long","priceOpen":42000.5,"note":"bench"}')
+end

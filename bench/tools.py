@@ -1,0 +1,319 @@
+"""Benchmark tools: the database, the service process, wrk, pgbench and the RSS sampler."""
+
+import asyncio
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import asyncpg
+import httpx
+
+from app.db import asyncpg_dsn, migrate
+
+ROOT = Path(__file__).resolve().parent.parent
+SCRIPTS = Path(__file__).resolve().parent / "scripts"
+VALUE = '{"position":"long","priceOpen":42000.5,"note":"bench"}'
+
+
+@dataclass
+class Result:
+    """One load run: throughput and latency as the load generator measured them."""
+
+    rate: float  # requests (or transactions) per second
+    p50_ms: float
+    p99_ms: float
+    count: int
+    errors: int = 0
+    rss_mb: float | None = None
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def require_tool(name: str, hint: str) -> str:
+    path = shutil.which(name)
+    if path is None:
+        raise SystemExit(f"bench: `{name}` is not installed ({hint})")
+    return path
+
+
+# ---- the database ----
+
+
+@contextmanager
+def postgres_server(url: str | None, work: Path) -> Iterator[tuple[str, str]]:
+    """(server URL, pgbench path): the given server, else an embedded one of our own."""
+    if url:
+        yield url, require_tool("pgbench", "apt-get install postgresql-contrib")
+        return
+    from app.embedded import EmbeddedPostgres
+
+    server = EmbeddedPostgres(work / "pg")
+    server.start()
+    try:
+        pgbench = server.bin / "pgbench"
+        if not pgbench.exists():
+            pgbench = Path(require_tool("pgbench", "apt-get install postgresql-contrib"))
+        yield server.url, str(pgbench)
+    finally:
+        server.stop("immediate")
+
+
+async def _sql(url: str, *statements: str) -> None:
+    conn = await asyncpg.connect(asyncpg_dsn(url))
+    try:
+        for sql in statements:
+            await conn.execute(sql)
+    finally:
+        await conn.close()
+
+
+def sql(url: str, *statements: str) -> None:
+    asyncio.run(_sql(url, *statements))
+
+
+def with_database(server_url: str, name: str) -> str:
+    base, _, _ = asyncpg_dsn(server_url).rpartition("/")
+    return f"{base}/{name}"
+
+
+@contextmanager
+def bench_database(server_url: str, name: str) -> Iterator[str]:
+    """A fresh, migrated database, dropped afterwards."""
+    name = f"{name}_{os.getpid()}"
+    sql(server_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)', f'CREATE DATABASE "{name}"')
+    url = with_database(server_url, name)
+    try:
+        migrate(url)
+        yield url
+    finally:
+        sql(server_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def populate(url: str, entity: str, start: int, stop: int) -> None:
+    """Records k{start}..k{stop-1} of bench/misc/{entity}, in one INSERT ... SELECT."""
+    sql(
+        url,
+        "INSERT INTO records (namespace, domain, entity, key, value, version) "
+        f"SELECT 'bench', 'misc', '{entity}', 'k' || g, '{VALUE}'::jsonb, 1 "
+        f"FROM generate_series({start}, {stop - 1}) AS g ON CONFLICT DO NOTHING",
+        "VACUUM ANALYZE records",
+        "CHECKPOINT",
+    )
+
+
+# ---- the service ----
+
+
+class Service:
+    """persistd under uvicorn, configured like `persistd serve` (no access log)."""
+
+    def __init__(self, database_url: str, knobs: dict[str, str]) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.knobs = knobs
+        self.env = {
+            **os.environ,
+            "PERSISTD_DATABASE_URL": database_url,
+            "PERSISTD_LOG_LEVEL": "warning",
+            "PERSISTD_AUTH": "off",
+        }
+        if knobs.get("pool_max"):
+            self.env["PERSISTD_POOL_MAX_SIZE"] = knobs["pool_max"]
+            self.env["PERSISTD_POOL_MIN_SIZE"] = knobs["pool_max"]
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> "Service":
+        cmd = [
+            sys.executable, "-m", "uvicorn", "app.main:create_app", "--factory",
+            "--host", "127.0.0.1", "--port", str(self.port),
+            "--workers", self.knobs.get("workers", "1"),
+            "--http", self.knobs.get("http", "httptools"),
+            "--loop", self.knobs.get("loop", "uvloop"),
+            "--no-access-log", "--log-level", "warning",
+        ]  # fmt: skip
+        self.process = subprocess.Popen(cmd, cwd=ROOT, env=self.env)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise SystemExit(f"bench: the service exited with {self.process.returncode}")
+            try:
+                if httpx.get(self.url + "/readyz", timeout=1).status_code == 200:
+                    return self
+            except httpx.TransportError:
+                pass
+            time.sleep(0.1)
+        self.stop()
+        raise SystemExit("bench: the service did not become ready")
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+            self.process = None
+
+    def pids(self) -> list[int]:
+        """The uvicorn process and its workers."""
+        if self.process is None:
+            return []
+        pids = [self.process.pid]
+        for pid in list(pids):
+            for task in Path(f"/proc/{pid}/task").glob("*/children"):
+                pids += [int(p) for p in task.read_text().split()]
+        return pids
+
+    def __enter__(self) -> "Service":
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def _rss_kib(pid: int) -> int:
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return 0
+    found = re.search(r"VmRSS:\s+(\d+) kB", status)
+    return int(found.group(1)) if found else 0
+
+
+@contextmanager
+def rss_sampler(service: Service | None) -> Iterator[list[float]]:
+    """Peak resident memory (MiB) of the service's processes while the block runs."""
+    peak = [0.0]
+    stop = threading.Event()
+
+    def sample() -> None:
+        while not stop.is_set():
+            if service is not None:
+                total = sum(_rss_kib(pid) for pid in service.pids()) / 1024
+                peak[0] = max(peak[0], total)
+            stop.wait(0.25)
+
+    thread = threading.Thread(target=sample, daemon=True)
+    thread.start()
+    try:
+        yield peak
+    finally:
+        stop.set()
+        thread.join()
+
+
+# ---- load generators ----
+
+
+def wrk(
+    service: Service,
+    scenario: str,
+    connections: int,
+    seconds: float,
+    env: dict[str, str] | None = None,
+) -> Result:
+    """Drive the service with wrk and one Lua scenario from bench/scripts."""
+    require_tool("wrk", "apt-get install wrk")
+    script = Path(os.environ.get("TMPDIR", "/tmp")) / f"persistd-bench-{os.getpid()}-{scenario}"
+    script.write_text((SCRIPTS / scenario).read_text() + (SCRIPTS / "done.lua").read_text())
+    threads = min(connections, 2)
+    cmd = [
+        "wrk", "-t", str(threads), "-c", str(connections), "-d", f"{max(1, round(seconds))}s",
+        "--timeout", "10s", "-s", str(script), service.url,
+    ]  # fmt: skip
+    with rss_sampler(service) as peak:
+        done = subprocess.run(
+            cmd, capture_output=True, text=True, env={**os.environ, **(env or {})}, check=False
+        )
+    script.unlink(missing_ok=True)
+    line = next((ln for ln in done.stdout.splitlines() if ln.startswith("BENCH ")), None)
+    if done.returncode != 0 or line is None:
+        raise SystemExit(f"bench: wrk failed: {done.stderr or done.stdout}")
+    data = json.loads(line[len("BENCH ") :])
+    duration = data["duration_us"] / 1e6
+    return Result(
+        rate=data["requests"] / duration,
+        p50_ms=data["p50_us"] / 1000,
+        p99_ms=data["p99_us"] / 1000,
+        count=data["requests"],
+        errors=data["status_errors"] + data["socket_errors"],
+        rss_mb=peak[0],
+    )
+
+
+def pgbench(
+    binary: str,
+    url: str,
+    script: str,
+    clients: int,
+    seconds: float,
+    variables: dict[str, str],
+    work: Path,
+) -> Result:
+    """Run one custom pgbench script (prepared statements, like asyncpg); latency from its log."""
+    logs = work / f"pgbench-{script}-{clients}"
+    shutil.rmtree(logs, ignore_errors=True)
+    logs.mkdir(parents=True)
+    cmd = [
+        binary, "-n", "-M", "prepared", "-c", str(clients), "-j", str(min(clients, 2)),
+        "-T", str(max(1, round(seconds))), "-f", str(SCRIPTS / script), "-l",
+        "--log-prefix", str(logs / "tx"),
+    ]  # fmt: skip
+    for name, value in variables.items():
+        cmd += ["-D", f"{name}={value}"]
+    done = subprocess.run([*cmd, url], capture_output=True, text=True, check=False)
+    tps = re.search(r"tps = ([\d.]+) \(without initial connection time\)", done.stdout)
+    failed = re.search(r"number of failed transactions: (\d+)", done.stdout)
+    if done.returncode != 0 or tps is None:
+        raise SystemExit(f"bench: pgbench failed: {done.stderr or done.stdout}")
+    latencies = []
+    for log in logs.iterdir():
+        for row in log.read_text().splitlines():
+            latencies.append(int(row.split()[2]) / 1000)  # microseconds -> ms
+    shutil.rmtree(logs, ignore_errors=True)
+    return Result(
+        rate=float(tps.group(1)),
+        p50_ms=percentile(latencies, 50),
+        p99_ms=percentile(latencies, 99),
+        count=len(latencies),
+        errors=int(failed.group(1)) if failed else 0,
+    )
+
+
+def percentile(values: list[float], pct: float) -> float:
+    if not values:
+        return float("nan")
+    if len(values) == 1:
+        return values[0]
+    return statistics.quantiles(values, n=100, method="inclusive")[int(pct) - 1]
+
+
+def median_result(results: list[Result]) -> Result:
+    """The median of repeated runs, measure by measure; errors add up, RSS is the peak."""
+    rss = [r.rss_mb for r in results if r.rss_mb is not None]
+    return Result(
+        rate=statistics.median(r.rate for r in results),
+        p50_ms=statistics.median(r.p50_ms for r in results),
+        p99_ms=statistics.median(r.p99_ms for r in results),
+        count=sum(r.count for r in results),
+        errors=sum(r.errors for r in results),
+        rss_mb=max(rss) if rss else None,
+    )

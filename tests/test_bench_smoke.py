@@ -1,0 +1,34 @@
+"""The benchmark runs end to end in --quick mode and prints its table (no timing assertions)."""
+
+import shutil
+import subprocess
+import sys
+
+from tests.support import ROOT
+
+
+def test_bench_quick_completes_and_prints_the_table() -> None:
+    for tool in ("wrk", "pgbench"):
+        assert shutil.which(tool), (
+            f"{tool} is not installed (apt-get install wrk postgresql-contrib)"
+        )
+    done = subprocess.run(
+        [sys.executable, "-m", "bench", "--quick"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    out = done.stdout
+    assert "| measure | service | baseline | ratio | target | result |" in out, out
+    for row in (
+        "writes c=32",
+        "reads c=32",
+        "batch-put rows/s",
+        "read p50 latency",
+        "write p50 latency",
+    ):
+        assert row in out, out
+    assert "runs had errors" not in out, out
