@@ -31,7 +31,7 @@ _key = Annotated[str, Path(description="record key, percent-encoded as one path 
 
 
 class InitRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
     initial: bool = True
 
 
@@ -228,14 +228,14 @@ def _inline_defs(node: Any, defs: dict[str, Any]) -> Any:
     return node
 
 
-def _schema(model: type[BaseModel]) -> dict[str, Any]:
+def _schema(model: type[BaseModel], required: bool = True) -> dict[str, Any]:
     # In OpenAPI a "#/..." reference points into the whole document, where a model's own
     # $defs are not found, so nested models are inlined.
     schema = model.model_json_schema()
     defs = schema.pop("$defs", {})
     return {
         "requestBody": {
-            "required": True,
+            "required": required,
             "content": {JSON: {"schema": _inline_defs(schema, defs)}},
         }
     }
@@ -366,22 +366,25 @@ async def list_records(
     return _json(page)
 
 
+_INIT_BODY_LIMIT = 1024
+
+
 @router.post(
     ENTITY + "/init",
     summary="Initialise access to an entity (the adapter's waitForInit)",
     tags=["collections"],
     response_model=CountOut,
-    responses=_errors(),
+    responses=_errors(413, 415),
+    openapi_extra=_schema(InitRequest, required=False),
 )
 async def init_entity(
-    request: Request,
-    namespace: _ns,
-    domain: _domain,
-    entity: _entity,
-    payload: InitRequest | None = None,
+    request: Request, namespace: _ns, domain: _domain, entity: _entity
 ) -> Response:
     coll = _collection(namespace, domain, entity)
     await require(request, "read", coll.namespace)
+    raw = await body.read_body(request, _INIT_BODY_LIMIT)
+    if raw.strip():
+        _validated(InitRequest, body.parse_json(raw))
     return _json({"keys": await _store(request).count(coll)})
 
 

@@ -8,37 +8,18 @@ import secrets
 import time
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Literal
+from typing import Literal
 
-import asyncpg
 from starlette.requests import Request
 
-from app.errors import Forbidden, Unauthorized, Unavailable
+from app.errors import Forbidden, Unauthorized
+from app.store import Store
 
 Scope = Literal["read", "write", "admin"]
 SCOPES: tuple[Scope, ...] = ("read", "write", "admin")
 PREFIX = "pd"
 _CHALLENGE = {"WWW-Authenticate": 'Bearer realm="persistd"'}
 _CACHE_LIMIT = 10_000  # verified tokens kept per process; far above any real deployment
-
-SQL_TOKEN = (
-    "SELECT secret_sha256, scopes, namespace FROM tokens WHERE id = $1 AND revoked_at IS NULL"
-)
-SQL_CREATE = """
-INSERT INTO tokens (name, secret_sha256, scopes, namespace) VALUES ($1, $2, $3, $4) RETURNING id
-"""
-SQL_LIST = """
-SELECT id, name, scopes, namespace, created_at, revoked_at FROM tokens ORDER BY id
-"""
-SQL_REVOKE = "UPDATE tokens SET revoked_at = now() WHERE id = $1 AND revoked_at IS NULL"
-
-_UNAVAILABLE: tuple[type[BaseException], ...] = (
-    OSError,
-    TimeoutError,
-    asyncpg.PostgresConnectionError,
-    asyncpg.InterfaceError,
-    asyncpg.exceptions.CannotConnectNowError,
-)
 
 
 def is_loopback(host: str) -> bool:
@@ -95,30 +76,20 @@ class Principal:
 
 
 class Authenticator:
-    """Verifies bearer tokens against the tokens table, caching verified ones for a short TTL.
+    """Verifies bearer tokens against the tokens table, caching answers for a short TTL.
 
     The cache keeps the hot path at one database round trip (the record's own); a revoked token
-    stops working within `ttl` seconds in every process.
+    stops working within `ttl` seconds in every process. Refused tokens are cached too, so a
+    flood of bad tokens cannot keep the lookups busy.
     """
 
-    def __init__(self, dsn: str, *, ttl: float, timeout: float) -> None:
-        self._dsn = dsn
+    def __init__(self, store: Store, *, ttl: float) -> None:
+        self._store = store  # a small store of its own: lookups never queue behind records
         self._ttl = ttl
-        self._timeout = timeout
-        self._pool: asyncpg.Pool | None = None
-        self._cache: dict[str, tuple[Principal, float]] = {}
-
-    async def open(self) -> None:
-        # A small pool of its own: lookups are rare (one per token per TTL) and never wait
-        # behind the record traffic.
-        self._pool = await asyncpg.create_pool(
-            self._dsn, min_size=0, max_size=2, timeout=self._timeout, command_timeout=self._timeout
-        )
+        self._cache: dict[str, tuple[Principal | None, float]] = {}
 
     async def close(self) -> None:
-        if self._pool is not None:
-            await self._pool.close()
-            self._pool = None
+        await self._store.close()
 
     async def verify(self, header: str | None) -> Principal:
         """The principal of an `Authorization: Bearer ...` header; Unauthorized otherwise."""
@@ -132,13 +103,14 @@ class Authenticator:
         now = time.monotonic()
         cached = self._cache.get(key)
         if cached is not None and cached[1] > now:
-            return cached[0]
-        principal = await self._lookup(token)
+            principal = cached[0]
+        else:
+            principal = await self._lookup(token)
+            if len(self._cache) >= _CACHE_LIMIT:
+                self._cache.clear()
+            self._cache[key] = (principal, now + self._ttl)
         if principal is None:
             raise Unauthorized("the token is invalid or revoked", _CHALLENGE)
-        if len(self._cache) >= _CACHE_LIMIT:
-            self._cache.clear()
-        self._cache[key] = (principal, now + self._ttl)
         return principal
 
     async def _lookup(self, token: str) -> Principal | None:
@@ -148,14 +120,7 @@ class Authenticator:
             return None
         if int(token_id) >= 2**63:
             return None
-        assert self._pool is not None, "open() first"
-        try:
-            row = await self._pool.fetchrow(SQL_TOKEN, int(token_id), timeout=self._timeout)
-        except _UNAVAILABLE as exc:
-            raise Unavailable(
-                f"the database is unreachable ({type(exc).__name__}); retry later",
-                headers={"Retry-After": "1"},
-            ) from None
+        row = await self._store.token(int(token_id))
         if row is None or not hmac.compare_digest(row[0], _digest(secret)):
             return None
         return Principal(int(token_id), frozenset(row[1]), row[2])
@@ -197,32 +162,18 @@ class TokenInfo:
     revoked_at: datetime | None
 
 
-async def create_token(dsn: str, scopes: list[Scope], namespace: str, name: str | None) -> str:
+async def create_token(store: Store, scopes: list[Scope], namespace: str, name: str | None) -> str:
     """Store a new token's hash and return the token itself (shown once, never stored)."""
     secret = secrets.token_urlsafe(32)
-    conn = await asyncpg.connect(dsn)
-    try:
-        token_id = await conn.fetchval(SQL_CREATE, name, _digest(secret), list(scopes), namespace)
-    finally:
-        await conn.close()
+    token_id = await store.create_token(name, _digest(secret), list(scopes), namespace)
     return f"{PREFIX}_{token_id}_{secret}"
 
 
-async def list_tokens(dsn: str) -> list[TokenInfo]:
+async def list_tokens(store: Store) -> list[TokenInfo]:
     """Every token, revoked ones included, without secrets."""
-    conn = await asyncpg.connect(dsn)
-    try:
-        rows: list[Any] = await conn.fetch(SQL_LIST)
-    finally:
-        await conn.close()
-    return [TokenInfo(r[0], r[1], list(r[2]), r[3], r[4], r[5]) for r in rows]
+    return [TokenInfo(r[0], r[1], list(r[2]), r[3], r[4], r[5]) for r in await store.tokens()]
 
 
-async def revoke_token(dsn: str, token_id: int) -> bool:
+async def revoke_token(store: Store, token_id: int) -> bool:
     """Mark a token revoked; False when there is no active token with that id."""
-    conn = await asyncpg.connect(dsn)
-    try:
-        status: str = await conn.execute(SQL_REVOKE, token_id)
-    finally:
-        await conn.close()
-    return status.endswith(" 1")
+    return await store.revoke_token(token_id)

@@ -6,16 +6,19 @@ import logging
 import os
 import signal
 import sys
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TypeVar
 
 from app import auth
 from app.config import Settings, get_settings
 from app.db import asyncpg_dsn, migrate
 from app.errors import AppError
+from app.store import Store
 
 log = logging.getLogger("persistd")
+T = TypeVar("T")
 
 
 @contextmanager
@@ -95,28 +98,53 @@ def cmd_migrate(args: argparse.Namespace) -> int:
     return 0
 
 
+async def _with_store(url: str, settings: Settings, work: Callable[[Store], Awaitable[T]]) -> T:
+    """Run `work` on a small store of the command's own (the cold paths of the CLI)."""
+    store = await Store.open(
+        asyncpg_dsn(url),
+        min_size=1,
+        max_size=2,
+        acquire_timeout=settings.pool_timeout,
+        statement_timeout=max(settings.statement_timeout, 60.0),
+        retry_after=settings.retry_after,
+    )
+    try:
+        return await work(store)
+    finally:
+        await store.close()
+
+
 def cmd_token(args: argparse.Namespace) -> int:
     settings = _settings(args)
+    if args.action == "create":
+        try:
+            scopes = auth.parse_scopes(args.scope)
+        except ValueError as exc:
+            print(f"persistd: {exc}", file=sys.stderr)
+            return 2
     with database(settings) as url:
-        dsn = asyncpg_dsn(url)
         if args.action == "create":
-            try:
-                scopes = auth.parse_scopes(args.scope)
-            except ValueError as exc:
-                print(f"persistd: {exc}", file=sys.stderr)
-                return 2
-            token = asyncio.run(auth.create_token(dsn, scopes, args.namespace, args.name))
+            token = asyncio.run(
+                _with_store(
+                    url,
+                    settings,
+                    lambda s: auth.create_token(s, scopes, args.namespace, args.name),
+                )
+            )
             # The only time the token is shown: the database keeps its hash alone.
             print(token)
         elif args.action == "list":
             print("id\tname\tscopes\tnamespace\tcreated_at\trevoked_at")
-            for t in asyncio.run(auth.list_tokens(dsn)):
+            for t in asyncio.run(_with_store(url, settings, auth.list_tokens)):
                 revoked = t.revoked_at.isoformat() if t.revoked_at else "-"
                 created = t.created_at.isoformat()
                 scope_text = ",".join(t.scopes)
                 print(f"{t.id}\t{t.name or '-'}\t{scope_text}\t{t.namespace}\t{created}\t{revoked}")
         else:
-            if not asyncio.run(auth.revoke_token(dsn, args.id)):
+            revoked_ok = asyncio.run(
+                _with_store(url, settings, lambda s: auth.revoke_token(s, args.id))
+            )
+            if not revoked_ok:
                 print(f"persistd: no active token with id {args.id}", file=sys.stderr)
                 return 1
             print(f"token {args.id} revoked")
@@ -125,26 +153,14 @@ def cmd_token(args: argparse.Namespace) -> int:
 
 def cmd_dump(args: argparse.Namespace) -> int:
     from app import dump
-    from app.store import Store
 
     settings = _settings(args)
 
-    async def run(url: str, report: dump.Report) -> None:
-        store = await Store.open(
-            asyncpg_dsn(url),
-            min_size=1,
-            max_size=2,
-            acquire_timeout=settings.pool_timeout,
-            statement_timeout=max(settings.statement_timeout, 60.0),
-            retry_after=settings.retry_after,
-        )
-        try:
-            if args.command == "import-dump":
-                await dump.import_dump(store, args.path, args.namespace, report)
-            else:
-                await dump.export_dump(store, args.path, args.namespace, report)
-        finally:
-            await store.close()
+    async def run(store: Store, report: dump.Report) -> None:
+        if args.command == "import-dump":
+            await dump.import_dump(store, args.path, args.namespace, report)
+        else:
+            await dump.export_dump(store, args.path, args.namespace, report)
 
     if args.command == "import-dump" and not args.path.is_dir():
         print(f"persistd: {args.path} is not a directory", file=sys.stderr)
@@ -152,7 +168,7 @@ def cmd_dump(args: argparse.Namespace) -> int:
     report = dump.Report()
     try:
         with database(settings) as url:
-            asyncio.run(run(url, report))
+            asyncio.run(_with_store(url, settings, lambda s: run(s, report)))
     except AppError as exc:
         print("\n".join(report.lines()))
         print(f"persistd: stopped early, after the counts above: {exc.detail}", file=sys.stderr)

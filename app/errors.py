@@ -1,5 +1,6 @@
 """Error layer: AppError subclasses rendered as RFC 9457 problem+json by one handler."""
 
+import logging
 from typing import ClassVar
 
 import orjson
@@ -9,6 +10,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
+log = logging.getLogger("persistd.errors")
 
 
 class AppError(Exception):
@@ -119,6 +121,14 @@ def install_handlers(app: FastAPI) -> None:
             parts.append(f"{where}: {err.get('msg', 'invalid')}")
         return render(InvalidRequest("; ".join(parts) or "invalid request"))
 
+    async def on_unexpected(_: Request, exc: Exception) -> Response:
+        # Logged with its traceback by the server; the client gets the problem shape, no trace.
+        log.error("unexpected error", exc_info=exc)
+        return problem_response(
+            500, "internal", "Internal error", "an unexpected error occurred; it was logged"
+        )
+
+    app.add_exception_handler(Exception, on_unexpected)
     app.add_exception_handler(AppError, on_app_error)
     app.add_exception_handler(StarletteHTTPException, on_http_error)
     app.add_exception_handler(RequestValidationError, on_validation_error)

@@ -62,12 +62,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             retry_after=settings.retry_after,
         )
         if require_tokens:
-            app.state.auth = Authenticator(
+            auth_store = await Store.open(
                 asyncpg_dsn(settings.database_url),
-                ttl=settings.auth_cache_ttl,
-                timeout=settings.pool_timeout,
+                min_size=0,
+                max_size=2,
+                acquire_timeout=settings.pool_timeout,
+                statement_timeout=settings.pool_timeout,
+                retry_after=settings.retry_after,
             )
-            await app.state.auth.open()
+            app.state.auth = Authenticator(auth_store, ttl=settings.auth_cache_ttl)
         try:
             yield
         finally:

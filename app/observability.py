@@ -99,11 +99,10 @@ class PoolCollector:
         size = GaugeMetricFamily("persistd_db_pool_size", "connections open in the pool")
         in_use = GaugeMetricFamily("persistd_db_pool_in_use", "connections lent to requests")
         store = getattr(self._state, "store", None)
-        pool = getattr(store, "_pool", None)
-        if pool is not None:
-            total, idle = pool.get_size(), pool.get_idle_size()
+        if store is not None:
+            total, lent = store.pool_usage()
             size.add_metric([], total)
-            in_use.add_metric([], total - idle)
+            in_use.add_metric([], lent)
         yield size
         yield in_use
 

@@ -86,6 +86,17 @@ SQL_ENTITIES = (
     "GROUP BY 1 ORDER BY 1"
 )
 SQL_REVISIONS = "SELECT version_num FROM alembic_version"
+SQL_TOKEN = (
+    "SELECT secret_sha256, scopes, namespace FROM tokens WHERE id = $1 AND revoked_at IS NULL"
+)
+SQL_TOKEN_CREATE = (
+    "INSERT INTO tokens (name, secret_sha256, scopes, namespace) VALUES ($1, $2, $3, $4) "
+    "RETURNING id"
+)
+SQL_TOKEN_LIST = (
+    "SELECT id, name, scopes, namespace, created_at, revoked_at FROM tokens ORDER BY id"
+)
+SQL_TOKEN_REVOKE = "UPDATE tokens SET revoked_at = now() WHERE id = $1 AND revoked_at IS NULL"
 
 # Failures that mean "the database is not there right now": the client may retry.
 _UNAVAILABLE: tuple[type[BaseException], ...] = (
@@ -97,6 +108,8 @@ _UNAVAILABLE: tuple[type[BaseException], ...] = (
     asyncpg.exceptions.OperatorInterventionError,
     asyncpg.exceptions.QueryCanceledError,
     asyncpg.exceptions.InsufficientResourcesError,
+    # A read-only server is a standby (or a failover in progress): writes work again later.
+    asyncpg.exceptions.ReadOnlySQLTransactionError,
 )
 
 
@@ -209,6 +222,16 @@ class Store:
                 f"the database is unreachable ({type(exc).__name__}); retry later",
                 headers={"Retry-After": self._retry_after},
             ) from None
+        except asyncpg.exceptions.UndefinedTableError:
+            raise Unavailable(
+                "the database schema is not migrated; run `persistd migrate`",
+                headers={"Retry-After": self._retry_after},
+            ) from None
+
+    def pool_usage(self) -> tuple[int, int]:
+        """Connections open in the pool, and how many of them are lent out."""
+        size = self._pool.get_size()
+        return size, size - self._pool.get_idle_size()
 
     async def get(self, addr: Address) -> Item:
         """The stored document; NotFound when absent."""
@@ -252,7 +275,8 @@ class Store:
         deleted, current = row[0], row[1]
         if deleted is not None:
             return int(deleted)
-        if current is None:
+        # Without a condition, losing a race to a concurrent DELETE means "absent", not mismatch.
+        if current is None or if_match is None:
             raise NotFound(f"no record at key {addr.key!r}")
         raise VersionMismatch(f"the record at key {addr.key!r} is at version {current}")
 
@@ -328,6 +352,32 @@ class Store:
         async with self._connection() as conn:
             rows = await conn.fetch(SQL_ENTITIES, namespace, domain)
         return [(row[0], int(row[1])) for row in rows]
+
+    async def token(self, token_id: int) -> tuple[str, list[str], str] | None:
+        """An active token's secret hash, scopes and namespace pattern."""
+        async with self._connection() as conn:
+            row = await conn.fetchrow(SQL_TOKEN, token_id)
+        return None if row is None else (row[0], list(row[1]), row[2])
+
+    async def create_token(
+        self, name: str | None, secret_sha256: str, scopes: list[str], namespace: str
+    ) -> int:
+        """Store a new token (its hash only) and return its id."""
+        async with self._connection() as conn:
+            return int(
+                await conn.fetchval(SQL_TOKEN_CREATE, name, secret_sha256, scopes, namespace)
+            )
+
+    async def tokens(self) -> list[tuple[Any, ...]]:
+        """Every token without its hash: id, name, scopes, namespace, created_at, revoked_at."""
+        async with self._connection() as conn:
+            return [tuple(row) for row in await conn.fetch(SQL_TOKEN_LIST)]
+
+    async def revoke_token(self, token_id: int) -> bool:
+        """Mark a token revoked; False when no active token has that id."""
+        async with self._connection() as conn:
+            status: str = await conn.execute(SQL_TOKEN_REVOKE, token_id)
+        return status.endswith(" 1")
 
     async def revisions(self) -> set[str]:
         """The Alembic revisions the database is at (empty before the first migration)."""

@@ -3,6 +3,7 @@
 import asyncio
 
 from alembic import context
+from sqlalchemy import text
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 
@@ -24,9 +25,14 @@ def _url() -> str:
     return sqlalchemy_url(configured)
 
 
+# Several instances may migrate at startup at once: one at a time, the others then find it done.
+_MIGRATION_LOCK = 0x70657273  # "pers"
+
+
 def _run(connection: Connection) -> None:
     context.configure(connection=connection, target_metadata=metadata, compare_type=True)
     with context.begin_transaction():
+        connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK})
         context.run_migrations()
 
 

@@ -16,6 +16,7 @@ from app.auth import auth_required, create_token
 from app.config import Settings
 from app.db import asyncpg_dsn
 from app.main import create_app
+from app.store import Store
 from tests.support import ROOT, Service
 
 CACHE_TTL = 0.5
@@ -200,7 +201,21 @@ def test_tampered_secret_is_rejected(secured: Service, database_url: str, prefix
 
 
 def test_tokens_are_stored_hashed(database_url: str) -> None:
-    token = asyncio.run(create_token(asyncpg_dsn(database_url), ["read"], "x-*", "hash-check"))
+    async def create() -> str:
+        store = await Store.open(
+            asyncpg_dsn(database_url),
+            min_size=0,
+            max_size=1,
+            acquire_timeout=5,
+            statement_timeout=5,
+            retry_after=1,
+        )
+        try:
+            return await create_token(store, ["read"], "x-*", "hash-check")
+        finally:
+            await store.close()
+
+    token = asyncio.run(create())
 
     async def stored() -> list[str]:
         import asyncpg

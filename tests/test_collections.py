@@ -209,3 +209,14 @@ def test_health_and_readiness(http: httpx.Client) -> None:
     ready = http.get("/readyz")
     assert ready.status_code == 200
     assert ready.json()["status"] == "ready"
+
+
+def test_init_body_is_limited_and_checked(http: httpx.Client, ns: str) -> None:
+    big = b'{"initial": true, "pad": "' + b"x" * 5000 + b'"}'
+    problem(http.post(coll(ns) + "/init", content=big, headers=JSON), 413, "payload_too_large")
+    problem(http.post(coll(ns) + "/init", content=b"{", headers=JSON), 400, "invalid_json")
+    bad_type = {"content-type": "text/plain"}
+    problem(
+        http.post(coll(ns) + "/init", content=b"x", headers=bad_type), 415, "unsupported_media_type"
+    )
+    problem(http.post(coll(ns) + "/init", json={"initial": "yes"}), 400, "invalid_request")

@@ -61,3 +61,30 @@ def test_concurrent_unconditional_writes_each_get_their_own_version(
     for t in threads:
         t.join()
     assert sorted(versions) == list(range(1, 81))
+
+
+def test_racing_unconditional_deletes_answer_204_or_404_never_412(
+    service_url: str, ns: str
+) -> None:
+    statuses: Counter[int] = Counter()
+    lock = threading.Lock()
+    url = rec(ns, "doomed")
+
+    def deleter(barrier: threading.Barrier) -> None:
+        with httpx.Client(base_url=service_url) as client:
+            barrier.wait()
+            status = client.delete(url).status_code
+            with lock:
+                statuses[status] += 1
+
+    with httpx.Client(base_url=service_url) as client:
+        for _ in range(30):
+            client.put(url, json=1)
+            barrier = threading.Barrier(4)
+            threads = [threading.Thread(target=deleter, args=(barrier,)) for _ in range(4)]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+    assert set(statuses) <= {204, 404}
+    assert statuses[204] == 30

@@ -43,8 +43,8 @@ def test_node_suite_passes_against_the_real_service(
 ) -> None:
     env = {**NODE_ENV, "PERSISTD_URL": service_url}
     output = _node(["test/run.mjs", suite], PACKAGE, env, timeout=600)
-    passed = re.search(r"^(?:#|ℹ) pass (\d+)", output, re.M)
-    failed = re.search(r"^(?:#|ℹ) fail (\d+)", output, re.M)
+    passed = re.search(r"^(?:#|\N{INFORMATION SOURCE}) pass (\d+)", output, re.M)
+    failed = re.search(r"^(?:#|\N{INFORMATION SOURCE}) fail (\d+)", output, re.M)
     assert passed and int(passed.group(1)) > 0, "the node test runner ran no test"
     assert failed and int(failed.group(1)) == 0
 
