@@ -196,14 +196,32 @@ def test_a_batch_write_that_only_met_gateway_errors_raises() -> None:
     assert len(script.requests) == 2
 
 
-def test_a_conditional_put_retried_after_a_lost_answer_may_see_version_mismatch() -> None:
-    # The first attempt committed but its answer was lost; the retry's If-Match is now stale.
+def test_a_conditional_put_is_not_repeated_after_a_lost_answer() -> None:
+    # The first attempt may have committed: the outcome is unknown, never a false conflict.
     time = FakeTime()
     script = Script(httpx.ReadError("connection reset"), problem(412, "version_mismatch"))
-    with pytest.raises(VersionMismatch) as caught:
+    with pytest.raises(ConnectionFailed) as caught:
         script.sync(time).put("d", "e", "k", 2, if_match=1)
-    assert caught.value.attempts == 2
-    assert [r.headers["if-match"] for r in script.requests] == ['"1"', '"1"']
+    assert caught.value.attempts == 1
+    assert len(script.requests) == 1
+
+
+def test_a_conditional_write_is_not_repeated_after_a_503() -> None:
+    time = FakeTime()
+    script = Script(problem(503, "unavailable", {"Retry-After": "1"}), httpx.Response(204))
+    with pytest.raises(Unavailable):
+        script.sync(time).delete("d", "e", "k", if_match=3)
+    with pytest.raises(Unavailable):
+        Script(problem(503, "unavailable")).sync(time).put("d", "e", "k", 1, create_only=True)
+
+
+def test_a_conditional_put_is_repeated_when_the_connection_was_refused() -> None:
+    time = FakeTime()
+    created = httpx.Response(201, json={"version": 1}, headers={"ETag": '"1"'})
+    script = Script(httpx.ConnectError("refused"), created)
+    written = script.sync(time).put("d", "e", "k", 1, create_only=True)
+    assert written.version == 1
+    assert len(script.requests) == 2
 
 
 def test_probes_are_not_retried() -> None:

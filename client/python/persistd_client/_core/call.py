@@ -93,7 +93,9 @@ class Attempts(Generic[T]):
         """The wait before retrying a transport failure; raises ConnectionFailed when spent."""
         self.count += 1
         delay = None
-        if self.call.retry and not isinstance(exc, _PERMANENT):
+        # A refused connection never carried the request: repeating it is safe for every call.
+        repeatable = self.call.retry or isinstance(exc, httpx.ConnectError)
+        if repeatable and not isinstance(exc, _PERMANENT):
             delay = self.policy.next_delay(self.count, self.started, None)
         if delay is None:
             raise connection_failed(exc, self.count) from exc

@@ -97,13 +97,17 @@ def put(
     if create_only:
         headers["If-None-Match"] = "*"
     path = _record_path(ns, domain, entity, key)
-    return Call("PUT", path, answers.written, headers=headers, body=body)
+    # A conditional write repeated after a lost answer could report a conflict for a write that
+    # happened, and a caller re-applying its change would apply it twice: it is not repeated.
+    conditional = if_match is not None or create_only
+    return Call("PUT", path, answers.written, headers=headers, body=body, retry=not conditional)
 
 
 def delete(ns: str, domain: str, entity: Name, key: Name, if_match: int | None) -> Call[None]:
     """DELETE a record, optionally only at a version."""
     path = _record_path(ns, domain, entity, key)
-    return Call("DELETE", path, answers.nothing, headers=_if_match(if_match))
+    headers = _if_match(if_match)
+    return Call("DELETE", path, answers.nothing, headers=headers, retry=if_match is None)
 
 
 def init(ns: str, domain: str, entity: Name, initial: bool) -> Call[int]:
