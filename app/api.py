@@ -3,7 +3,7 @@
 import base64
 import binascii
 from email.utils import format_datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
 import orjson
 from fastapi import APIRouter, Path, Query, Request
@@ -388,6 +388,20 @@ async def init_entity(
     return _json({"keys": await _store(request).count(coll)})
 
 
+B = TypeVar("B", BatchGetRequest, BatchPutRequest)
+
+
+async def _batch_body(request: Request, model: type[B]) -> tuple[bytes, B]:
+    """A batch request's raw body and its validated model, within the batch limits."""
+    settings = _settings(request)
+    raw = await body.read_body(request, settings.max_batch_bytes)
+    req: B = _validated(model, body.parse_json(raw))
+    count = len(req.keys) if isinstance(req, BatchGetRequest) else len(req.items)
+    if count > settings.max_batch_items:
+        raise PayloadTooLarge(f"at most {settings.max_batch_items} entries per batch")
+    return raw, req
+
+
 @router.post(
     ENTITY + "/batch-get",
     summary="Read many records in one round trip",
@@ -399,11 +413,7 @@ async def init_entity(
 async def batch_get(request: Request, namespace: _ns, domain: _domain, entity: _entity) -> Response:
     coll = _collection(namespace, domain, entity)
     await require(request, "read", coll.namespace)
-    settings = _settings(request)
-    raw = await body.read_body(request, settings.max_batch_bytes)
-    req: BatchGetRequest = _validated(BatchGetRequest, body.parse_json(raw))
-    if len(req.keys) > settings.max_batch_items:
-        raise PayloadTooLarge(f"at most {settings.max_batch_items} keys per batch")
+    _, req = await _batch_body(request, BatchGetRequest)
     keys = [check_name(f"keys[{i}]", k) for i, k in enumerate(req.keys)]
     found = await _store(request).batch_get(coll, keys)
     return _json(
@@ -425,11 +435,8 @@ async def batch_get(request: Request, namespace: _ns, domain: _domain, entity: _
 async def batch_put(request: Request, namespace: _ns, domain: _domain, entity: _entity) -> Response:
     coll = _collection(namespace, domain, entity)
     await require(request, "write", coll.namespace)
+    raw, req = await _batch_body(request, BatchPutRequest)
     settings = _settings(request)
-    raw = await body.read_body(request, settings.max_batch_bytes)
-    req: BatchPutRequest = _validated(BatchPutRequest, body.parse_json(raw))
-    if len(req.items) > settings.max_batch_items:
-        raise PayloadTooLarge(f"at most {settings.max_batch_items} items per batch")
     seen: set[str] = set()
     for i, item in enumerate(req.items):
         check_name(f"items[{i}].key", item.key)
