@@ -357,12 +357,11 @@ async def list_records(
     if values:
         items = await store.items(coll, after, limit + 1)
         page: dict[str, Any] = {"items": [_item(i) for i in items[:limit]]}
-        more, last = len(items) > limit, (items[limit - 1].key if len(items) > limit else None)
+        keys = [i.key for i in items]
     else:
         keys = await store.keys(coll, after, limit + 1)
         page = {"keys": keys[:limit]}
-        more, last = len(keys) > limit, (keys[limit - 1] if len(keys) > limit else None)
-    page["next_cursor"] = _encode_cursor(last) if more and last is not None else None
+    page["next_cursor"] = _encode_cursor(keys[limit - 1]) if len(keys) > limit else None
     return _json(page)
 
 

@@ -131,9 +131,9 @@ async def _write_batch(
             coll, [key for key, _, _ in items], body.decode(), insert_only=False, if_changed=True
         )
     except AppError as exc:
-        if len(items) == 1 or exc.status >= 500:
-            if exc.status >= 500:
-                raise
+        if exc.status >= 500:
+            raise
+        if len(items) == 1:
             report.skipped.append((str(items[0][2]), _reason(exc)))
             return
         # One file the database refuses must not cost the others: write them one by one.

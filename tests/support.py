@@ -15,6 +15,7 @@ import asyncpg
 import httpx
 
 from app.db import asyncpg_dsn, migrate
+from app.embedded import EmbeddedPostgres
 
 ROOT = Path(__file__).resolve().parent.parent
 TEST_DATABASE_ENV = "PERSISTD_TEST_DATABASE_URL"
@@ -56,19 +57,14 @@ def scratch_database(server_url: str) -> Iterator[str]:
 
 
 @contextmanager
-def embedded_server(data_dir: Path) -> Iterator["EmbeddedPostgresHandle"]:
+def embedded_server(data_dir: Path) -> Iterator[EmbeddedPostgres]:
     """A PostgreSQL of our own (the embedded one) in `data_dir`, stopped afterwards."""
-    from app.embedded import EmbeddedPostgres
-
     server = EmbeddedPostgres(data_dir)
     server.start()
     try:
         yield server
     finally:
         server.stop("immediate")
-
-
-EmbeddedPostgresHandle = object  # the app.embedded.EmbeddedPostgres instance
 
 
 @contextmanager
@@ -90,7 +86,7 @@ def database_server() -> Iterator[str]:
         )
         try:
             with embedded_server(data_dir) as server:
-                yield server.url  # type: ignore[attr-defined]
+                yield server.url
         finally:
             shutil.rmtree(data_dir, ignore_errors=True)
         return

@@ -104,13 +104,13 @@ def test_serve_without_database_url_runs_embedded_and_keeps_data_across_restarts
 
 def test_database_outage_gives_503_with_retry_after_then_recovers(tmp_path: Path) -> None:
     with embedded_server(tmp_path / "pg") as server:
-        db_url: str = server.url  # type: ignore[attr-defined]
+        db_url: str = server.url
         migrate(db_url)
         env = {"PERSISTD_POOL_TIMEOUT": "2", "PERSISTD_STATEMENT_TIMEOUT": "2"}
         with Service(db_url, env=env) as svc, httpx.Client(base_url=svc.url, timeout=30) as client:
             record = "/v1/default/misc/e/records/k"
             assert client.put(record, json=1).status_code == 201
-            server.stop("fast")  # type: ignore[attr-defined]
+            server.stop("fast")
             for call in (lambda: client.get(record), lambda: client.put(record, json=2)):
                 started = time.monotonic()
                 resp = call()
@@ -122,8 +122,8 @@ def test_database_outage_gives_503_with_retry_after_then_recovers(tmp_path: Path
             assert client.get("/readyz").status_code == 503
             assert client.get("/healthz").status_code == 200
 
-            server.start()  # type: ignore[attr-defined]
-            assert server.url == db_url  # type: ignore[attr-defined]
+            server.start()
+            assert server.url == db_url
             deadline = time.monotonic() + 30
             while client.get("/readyz").status_code != 200:
                 assert time.monotonic() < deadline, "the service did not recover"
@@ -133,7 +133,7 @@ def test_database_outage_gives_503_with_retry_after_then_recovers(tmp_path: Path
 
 def test_migrations_downgrade_and_upgrade_cleanly(tmp_path: Path) -> None:
     with embedded_server(tmp_path / "pg") as server:
-        db_url: str = server.url  # type: ignore[attr-defined]
+        db_url: str = server.url
         migrate(db_url)
         from alembic import command
 

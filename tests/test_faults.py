@@ -197,19 +197,19 @@ def test_database_restart_under_write_load_answers_503_fast_and_loses_no_ack(
     import app.embedded
 
     server = own_postgres
-    port = server.port  # type: ignore[attr-defined]
+    port = server.port
     deadline = time.monotonic() + 60
-    with scratch_database(server.url) as url, Service(url, env=FAULT_ENV) as svc:  # type: ignore[attr-defined]
+    with scratch_database(server.url) as url, Service(url, env=FAULT_ENV) as svc:
         load = Load(lambda: svc.url, ns).start()
         try:
             time.sleep(2.0)
             assert load.acked_after(0) > 0, "no write went through before the fault"
             # An immediate stop is a crash for PostgreSQL: recovery replays the WAL on start.
-            server.stop("immediate")  # type: ignore[attr-defined]
+            server.stop("immediate")
             down = time.monotonic()
             time.sleep(3.0)
             monkeypatch.setattr(app.embedded, "_free_port", lambda: port)
-            server.start()  # type: ignore[attr-defined]
+            server.start()
             up = time.monotonic()
             while load.acked_after(up) < 20 and time.monotonic() < up + 15:
                 time.sleep(0.2)
@@ -230,7 +230,7 @@ def test_database_restart_under_write_load_answers_503_fast_and_loses_no_ack(
 
 def _postgres_processes(server: object) -> list[int]:
     """The postmaster of our own server and every process it forked."""
-    pgdata: Path = server.pgdata  # type: ignore[attr-defined]
+    pgdata: Path = server.pgdata
     postmaster = int((pgdata / "postmaster.pid").read_text().split()[0])
     pids = [postmaster]
     for stat in Path("/proc").glob("[0-9]*/stat"):
@@ -249,7 +249,7 @@ def test_frozen_database_under_write_load_answers_503_within_the_timeouts(
     server = own_postgres
     deadline = time.monotonic() + 60
     bound = POOL_TIMEOUT + STATEMENT_TIMEOUT + 1.0  # a query may wait for both, then give up
-    with scratch_database(server.url) as url, Service(url, env=FAULT_ENV) as svc:  # type: ignore[attr-defined]
+    with scratch_database(server.url) as url, Service(url, env=FAULT_ENV) as svc:
         load = Load(lambda: svc.url, ns).start()
         frozen: list[int] = []
         try:

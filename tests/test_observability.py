@@ -122,11 +122,11 @@ def test_readyz_is_503_while_the_database_is_down(tmp_path: Path) -> None:
     """A PostgreSQL of this test's own is stopped under a running service."""
     env = {"PERSISTD_POOL_TIMEOUT": "1", "PERSISTD_STATEMENT_TIMEOUT": "2"}
     with embedded_server(tmp_path / "pg") as server:
-        url: str = server.url  # type: ignore[attr-defined]
+        url: str = server.url
         migrate(url)
         with Service(url, env=env) as svc:
             assert httpx.get(svc.url + "/readyz").status_code == 200
-            server.stop("immediate")  # type: ignore[attr-defined]
+            server.stop("immediate")
             down = wait_status(svc.url + "/readyz", 503)
             assert down.status_code == 503
             assert down.json()["code"] == "unavailable"

@@ -120,6 +120,11 @@ class PersistBase:
             yield key
 
 
+def _symbol_strategy(symbol: str, strategy_name: str) -> tuple[str, str]:
+    """The seed's memo key and entity name of a (symbol, strategy) context."""
+    return f"{symbol}:{strategy_name}", f"{symbol}_{strategy_name}"
+
+
 class _PersistUtils:
     """Shared by the four adapters: the constructor, the memo and the read/write pattern."""
 
@@ -167,14 +172,14 @@ class PersistSignalUtils(_PersistUtils):
 
     async def read_signal_data(self, symbol: str, strategy_name: str) -> SignalData:
         """The stored signal, or None."""
-        memo, entity = f"{symbol}:{strategy_name}", f"{symbol}_{strategy_name}"
+        memo, entity = _symbol_strategy(symbol, strategy_name)
         _, value = await self._read(memo, entity, symbol)
         signal: SignalData = value
         return signal
 
     async def write_signal_data(self, signal: SignalData, symbol: str, strategy_name: str) -> None:
         """Store the signal (None clears it)."""
-        memo, entity = f"{symbol}:{strategy_name}", f"{symbol}_{strategy_name}"
+        memo, entity = _symbol_strategy(symbol, strategy_name)
         await self._write(memo, entity, symbol, signal)
 
 
@@ -189,7 +194,7 @@ class PersistScheduleUtils(_PersistUtils):
 
     async def read_schedule_data(self, symbol: str, strategy_name: str) -> ScheduleData:
         """The stored scheduled signal, or None."""
-        memo, entity = f"{symbol}:{strategy_name}", f"{symbol}_{strategy_name}"
+        memo, entity = _symbol_strategy(symbol, strategy_name)
         _, value = await self._read(memo, entity, symbol)
         scheduled: ScheduleData = value
         return scheduled
@@ -198,7 +203,7 @@ class PersistScheduleUtils(_PersistUtils):
         self, scheduled: ScheduleData, symbol: str, strategy_name: str
     ) -> None:
         """Store the scheduled signal (None clears it)."""
-        memo, entity = f"{symbol}:{strategy_name}", f"{symbol}_{strategy_name}"
+        memo, entity = _symbol_strategy(symbol, strategy_name)
         await self._write(memo, entity, symbol, scheduled)
 
 
@@ -235,7 +240,7 @@ class PersistPartialUtils(_PersistUtils):
 
     async def read_partial_data(self, symbol: str, strategy_name: str) -> PartialData:
         """The stored levels by signal id, or {} when none are stored."""
-        memo, entity = f"{symbol}:{strategy_name}", f"{symbol}_{strategy_name}"
+        memo, entity = _symbol_strategy(symbol, strategy_name)
         found, value = await self._read(memo, entity, self.KEY)
         levels: PartialData = value if found else {}
         return levels
@@ -244,7 +249,7 @@ class PersistPartialUtils(_PersistUtils):
         self, levels: PartialData, symbol: str, strategy_name: str
     ) -> None:
         """Store the levels by signal id."""
-        memo, entity = f"{symbol}:{strategy_name}", f"{symbol}_{strategy_name}"
+        memo, entity = _symbol_strategy(symbol, strategy_name)
         await self._write(memo, entity, self.KEY, levels)
 
 
