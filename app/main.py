@@ -13,6 +13,7 @@ from app.config import Settings, get_settings
 from app.db import asyncpg_dsn, head_revisions
 from app.docs import install_docs
 from app.errors import InvalidName, install_handlers, render
+from app.fast import RecordRoutes
 from app.names import NAME_RULE
 from app.observability import Metrics, ObservabilityMiddleware, configure_logging, metrics_endpoint
 from app.store import Store
@@ -87,6 +88,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
         docs_url=None,
         redoc_url=None,
+        # persistd exports its own Prometheus metrics and logs; FastAPI's OpenTelemetry hooks
+        # would otherwise be consulted on every request.
+        telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     app.state.settings = settings
     app.state.store = None
@@ -97,7 +101,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(router)
     app.add_api_route("/metrics", metrics_endpoint, include_in_schema=False)
     install_docs(app)
-    # Innermost first: the observability middleware sees the route the router matched.
+    # Innermost first: the observability middleware sees the route the request took.
+    app.add_middleware(RecordRoutes, routes=router.routes)
     app.add_middleware(ObservabilityMiddleware, metrics=app.state.metrics)
     app.add_middleware(RawPathMiddleware)
     return app

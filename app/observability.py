@@ -4,9 +4,9 @@ import contextvars
 import logging
 import os
 import re
+import secrets
 import sys
 import time
-import uuid
 from collections.abc import Iterable
 from typing import Any
 
@@ -132,6 +132,20 @@ class Metrics:
             registry=self.registry,
         )
         self.registry.register(PoolCollector(state))
+        self._children: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
+
+    def observe(self, route: str, method: str, status: int, seconds: float) -> None:
+        """Count one request and its latency; label children are looked up once per series."""
+        series = (route, method, status)
+        children = self._children.get(series)
+        if children is None:
+            children = (
+                self.requests.labels(route, method, str(status)),
+                self.latency.labels(route, method),
+            )
+            self._children[series] = children
+        children[0].inc()
+        children[1].observe(seconds)
 
     def render(self) -> bytes:
         # With PROMETHEUS_MULTIPROC_DIR set, every worker's counters are summed at scrape time.
@@ -175,7 +189,7 @@ class ObservabilityMiddleware:
                     rid = candidate
                 break
         if rid is None:
-            rid = uuid.uuid4().hex
+            rid = secrets.token_hex(16)
         token = request_id.set(rid)
         started = time.perf_counter()
         status = 500
@@ -201,8 +215,7 @@ class ObservabilityMiddleware:
         finally:
             elapsed = time.perf_counter() - started
             route, method = _route(scope), scope["method"]
-            self.metrics.requests.labels(route, method, str(status)).inc()
-            self.metrics.latency.labels(route, method).observe(elapsed)
+            self.metrics.observe(route, method, status, elapsed)
             code = _problem_code(problem)
             if code is not None:
                 self.metrics.errors.labels(code).inc()
