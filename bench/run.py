@@ -2,6 +2,7 @@
 
     python -m bench            full run (about 3 minutes)
     python -m bench --quick    CI smoke sizes (about 40 seconds); never fails on a target
+    python -m bench --only node    one part: throughput, scale or node (backtest-kit in Node)
 
 Every target is a ratio between two numbers measured here, on this machine, minutes apart,
 because absolute numbers on a shared machine are noise (docs/performance.md).
@@ -10,6 +11,7 @@ because absolute numbers on a shared machine are noise (docs/performance.md).
 import argparse
 import os
 import platform
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -19,10 +21,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench.tools import (
+    E2E,
     Result,
     Service,
     bench_database,
     median_result,
+    node_bench,
     pgbench,
     populate,
     postgres_server,
@@ -63,6 +67,7 @@ class Bench:
         self.scale_rows = 20_000 if args.quick else 1_000_000
         self.runs: list[Run] = []
         self.targets: list[Target] = []
+        self.not_run: list[str] = []  # parts that could not run here, and why
         self.knobs = {
             "workers": str(args.workers),
             "http": args.http,
@@ -179,18 +184,48 @@ class Bench:
                              f"{m[label].p50_ms:.2f} ms", f"{m['1k'].p50_ms:.2f} ms",
                              m[label].p50_ms / m["1k"].p50_ms, "<= 1.20")  # fmt: skip
 
-    # ---- HOOK: backtest-kit through Node (client/typescript) -------------------------------
-    # The TypeScript adapter package is built separately. When it ships a benchmark entry point
-    # (expected: client/typescript/bench/run.mjs, printing one JSON line {"name", "rate",
-    # "p50_ms", "p99_ms"} per scenario for the service URL given as its argument), call it here
-    # with a Service running and add its rows with self.record(..., "node", ...). Until then the
-    # table says that this part was not run.
+    # ---- backtest-kit through Node (client/typescript/e2e/bench.mjs) ----
+
     def backtest_kit_node(self, server_url: str) -> None:
-        entry = Path(__file__).resolve().parent.parent / "client/typescript/bench/run.mjs"
-        if not entry.exists():
-            self.log("backtest-kit through Node: not run (client/typescript/bench/run.mjs absent)")
-            return
-        self.log("backtest-kit through Node: entry point present but not wired yet (bench/run.py)")
+        """backtest-kit's PersistSignalAdapter.writeSignalData: persistd vs its file adapter."""
+        part = "backtest-kit through Node"
+        if shutil.which("node") is None:
+            return self.skip(part, "`node` is not installed")
+        if (
+            not (E2E / "node_modules" / "backtest-kit").exists()
+            or not (E2E.parent / "dist").exists()
+        ):
+            why = "client/typescript/dist or e2e/node_modules is missing: run scripts/bootstrap"
+            return self.skip(part, why)
+        procs = 8
+        options = {
+            "samples": "200" if self.args.quick else "2000",
+            "warmup": "20" if self.args.quick else "100",
+            "seconds": f"{self.seconds:g}",
+            "processes": str(procs),
+        }
+        with (
+            bench_database(server_url, "persistd_bench_node") as url,
+            Service(url, self.knobs) as svc,
+        ):
+            m = self.interleaved({
+                "file adapter writeSignalData": lambda r: node_bench(
+                    svc, "file", "latency", options),
+                "persistd writeSignalData": lambda r: node_bench(
+                    svc, "persistd", "latency", options),
+                f"file adapter {procs} processes": lambda r: node_bench(
+                    svc, "file", "processes", options),
+                f"persistd {procs} processes": lambda r: node_bench(
+                    svc, "persistd", "processes", options),
+            })  # fmt: skip
+        for name, result in m.items():
+            self.record(name, "node", procs if "processes" in name else 1, result)
+        s, b = m["persistd writeSignalData"], m["file adapter writeSignalData"]
+        self.add("writeSignalData p50 persistd vs file adapter", f"{s.p50_ms:.2f} ms",
+                 f"{b.p50_ms:.2f} ms", s.p50_ms / b.p50_ms, "<= 2.0")  # fmt: skip
+        s, b = m[f"persistd {procs} processes"], m[f"file adapter {procs} processes"]
+        self.add(f"{procs} processes writeSignalData/s persistd vs file adapter", f"{s.rate:.0f}/s",
+                 f"{b.rate:.0f}/s", s.rate / b.rate, ">= 1.0")  # fmt: skip
 
     # ---- profiling (--profile) ----
 
@@ -219,6 +254,10 @@ class Bench:
 
     def add(self, name: str, service: str, baseline: str, ratio: float, want: str | None) -> None:
         self.targets.append(Target(name, service, baseline, ratio, want or "info"))
+
+    def skip(self, part: str, reason: str) -> None:
+        self.not_run.append(f"{part}: {reason}")
+        self.log(f"{part}: not run ({reason})")
 
     def table(self) -> str:
         lines = [
@@ -290,6 +329,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--loop", default="uvloop", choices=["uvloop", "asyncio"])
     parser.add_argument("--pool-max", type=int, default=0, help="PERSISTD_POOL_MAX_SIZE")
     parser.add_argument("--skip-scale", action="store_true", help="skip the 1M-record runs")
+    parser.add_argument("--only", choices=["throughput", "scale", "node"], help="run one part")
     parser.add_argument("--profile", metavar="DIR", help="py-spy the throughput runs into DIR")
     args = parser.parse_args(argv)
 
@@ -300,20 +340,24 @@ def main(argv: list[str] | None = None) -> int:
         with postgres_server(args.database_url, work) as (server_url, pgbench_bin):
             bench.log(f"PostgreSQL at {server_url}, pgbench {pgbench_bin}")
             sql(server_url, "SELECT 1")
-            bench.throughput(server_url, pgbench_bin)
-            if not args.skip_scale:
+            if args.only in (None, "throughput"):
+                bench.throughput(server_url, pgbench_bin)
+            if args.only in (None, "scale") and not args.skip_scale:
                 bench.scale(server_url)
-            bench.backtest_kit_node(server_url)
+            if args.only in (None, "node"):
+                bench.backtest_kit_node(server_url)
             machine = bench.machine(server_url)
     print(f"persistd benchmark{' (--quick)' if args.quick else ''}: {machine}\n")
     print(bench.table())
     failed = [t for t in bench.targets if t.want != "info" and not t.passed]
     errors = [r for r in bench.runs if r.result.errors]
     if errors:
-        print(f"\n{len(errors)} runs had errors (non-2xx or socket errors): results are suspect")
+        print(f"\n{len(errors)} runs had errors (failed requests or writes): results are suspect")
+    for part in bench.not_run:
+        print(f"\nnot run: {part}")
     if args.quick:
         return 0
-    return 1 if failed or errors else 0
+    return 1 if failed or errors or bench.not_run else 0
 
 
 if __name__ == "__main__":

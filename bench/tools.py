@@ -1,4 +1,4 @@
-"""Benchmark tools: the database, the service process, wrk, pgbench and the RSS sampler."""
+"""Benchmark tools: the database, the service process, wrk, pgbench, Node and the RSS sampler."""
 
 import asyncio
 import json
@@ -24,6 +24,7 @@ from app.db import asyncpg_dsn, migrate
 
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPTS = Path(__file__).resolve().parent / "scripts"
+E2E = ROOT / "client" / "typescript" / "e2e"  # the test package with the real backtest-kit
 VALUE = '{"position":"long","priceOpen":42000.5,"note":"bench"}'
 
 
@@ -295,6 +296,29 @@ def pgbench(
         p99_ms=percentile(latencies, 99),
         count=len(latencies),
         errors=int(failed.group(1)) if failed else 0,
+    )
+
+
+def node_bench(service: Service, adapter: str, scenario: str, options: dict[str, str]) -> Result:
+    """One run of e2e/bench.mjs: backtest-kit's writeSignalData on the file or persistd adapter."""
+    cmd = [
+        "node", "--preserve-symlinks", "bench.mjs", "--url", service.url,
+        "--adapter", adapter, "--scenario", scenario,
+    ]  # fmt: skip
+    for name, value in options.items():
+        cmd += [f"--{name}", value]
+    with rss_sampler(service if adapter == "persistd" else None) as peak:
+        done = subprocess.run(cmd, cwd=E2E, stdout=subprocess.PIPE, text=True, check=False)
+    if done.returncode != 0 or not done.stdout.strip():
+        raise SystemExit(f"bench: bench.mjs failed with exit code {done.returncode} (stderr above)")
+    data = json.loads(done.stdout.splitlines()[-1])
+    return Result(
+        rate=data["rate"],
+        p50_ms=data["p50_ms"],
+        p99_ms=data["p99_ms"],
+        count=data["count"],
+        errors=data["errors"],
+        rss_mb=peak[0] if adapter == "persistd" else None,
     )
 
 
