@@ -96,6 +96,54 @@ describe("retries", () => {
     }
   });
 
+  it("an answer cut off mid-body is retried, never taken as written", async () => {
+    let n = 0;
+    const server = createServer((req, res) => {
+      n++;
+      req.resume();
+      req.on("end", () => {
+        res.writeHead(200, { "Content-Type": "application/json", "Content-Length": "13" });
+        if (n === 1) {
+          res.write('{"vers');
+          res.socket.destroy(); // the connection drops after half of the answer
+          return;
+        }
+        res.end('{"version":8}');
+      });
+    });
+    await new Promise((r) => server.listen(0, "127.0.0.1", r));
+    try {
+      const client = new PersistdClient({ url: `http://127.0.0.1:${server.address().port}`, namespace: "x", ...fast });
+      assert.equal(await client.put("signal", "e", "k", null), 8);
+      assert.equal(n, 2);
+    } finally {
+      server.closeAllConnections();
+      await new Promise((r) => server.close(r));
+    }
+  });
+
+  it("sequential calls share one kept-alive connection", async () => {
+    const server = createServer();
+    let connections = 0;
+    server.on("connection", () => connections++);
+    server.on("request", (req, res) => {
+      req.resume();
+      req.on("end", () => {
+        res.writeHead(200, { "Content-Type": "application/json" });
+        res.end('{"version":1}');
+      });
+    });
+    await new Promise((r) => server.listen(0, "127.0.0.1", r));
+    try {
+      const local = new PersistdClient({ url: `http://127.0.0.1:${server.address().port}`, namespace: "x" });
+      for (let i = 0; i < 5; i++) assert.equal(await local.put("signal", "e", `k${i}`, null), 1);
+      assert.equal(connections, 1);
+    } finally {
+      server.closeAllConnections();
+      await new Promise((r) => server.close(r));
+    }
+  });
+
   it("4xx answers are not retried and carry the problem code", async () => {
     const counting = flakyFetch(0, null);
     const client = new PersistdClient({ url: URL_, namespace: freshNamespace(), fetch: counting.fetch, ...fast });
