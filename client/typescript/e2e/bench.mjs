@@ -9,8 +9,8 @@
 // processes: --processes bot processes (own symbol and strategy each) start together and write
 //   sequentially for --seconds; the rate is their sum.
 // Without --adapter or --scenario, every combination runs. Each result is one JSON line on
-// stdout: {"name", "adapter", "scenario", "rate", "p50_ms", "p99_ms", "count", "errors",
-// "retries"}; diagnostics go to stderr. After each run the last row of every bot is read back
+// stdout: {"name", "adapter", "scenario", "rate", "p50_ms", "p99_ms", "count", "errors"};
+// diagnostics go to stderr. After each run the last row of every bot is read back
 // outside the bot (the file itself, or the REST API, whose version must count every write);
 // a write that threw or did not land is an error.
 
@@ -75,21 +75,10 @@ function percentile(sorted, pct) {
 
 async function bot(job) {
   const bk = await import("backtest-kit");
-  let retries = 0;
   if (job.adapter === "persistd") {
     const { setup } = await import("persistd-backtest-kit");
-    // Counts the attempts the adapter retries (network errors, 502/503/504): slow, not lost.
-    const counting = async (input, init) => {
-      try {
-        const res = await fetch(input, init);
-        if ([502, 503, 504].includes(res.status)) retries += 1;
-        return res;
-      } catch (error) {
-        retries += 1;
-        throw error;
-      }
-    };
-    const adapters = setup({ url: job.url, namespace: job.namespace, domains: ["Signal"], fetch: counting });
+    // The package's own transport, as a bot runs it (no fetch option).
+    const adapters = setup({ url: job.url, namespace: job.namespace, domains: ["Signal"] });
     if (bk.PersistSignalAdapter.PersistSignalInstanceCtor !== adapters.Signal) {
       throw new Error("setup() registered with another copy of backtest-kit (run node with --preserve-symlinks)");
     }
@@ -129,7 +118,7 @@ async function bot(job) {
     if (ms !== undefined) latencies.push(ms);
   }
   const elapsed = (performance.now() - started) / 1000;
-  process.send({ latencies, elapsed, written, errors, retries, last }, () => process.exit(0));
+  process.send({ latencies, elapsed, written, errors, last }, () => process.exit(0));
 }
 
 // ---- the parent: start the bots, collect, verify ----
@@ -194,8 +183,6 @@ async function measure(opts, adapter, scenario) {
       errors += report.errors + missing;
     }
     const latencies = reports.flatMap((r) => r.latencies).sort((a, b) => a - b);
-    const retries = reports.reduce((sum, r) => sum + r.retries, 0);
-    if (retries) log(`${adapter} ${scenario}: ${retries} attempts were retried (network errors, 502/503/504)`);
     return {
       name: `${adapter} writeSignalData ${scenario === "latency" ? "sequential" : `${processes} processes`}`,
       adapter,
@@ -206,7 +193,6 @@ async function measure(opts, adapter, scenario) {
       p99_ms: percentile(latencies, 99),
       count: latencies.length,
       errors,
-      retries,
     };
   } finally {
     rmSync(cwd, { recursive: true, force: true });
