@@ -236,7 +236,7 @@ class Bench:
             return
         out = Path(self.args.profile)
         out.mkdir(parents=True, exist_ok=True)
-        pid = svc.pids()[-1]  # the worker that serves (the only process with --workers 1)
+        pid = svc.pids()[-1]  # one worker (the only one with --workers 1)
         self._profiler = subprocess.Popen(
             ["py-spy", "record", "--pid", str(pid), "--rate", "200", "--format", "raw",
              "--output", str(out / "throughput.folded"), "--nonblocking"],
@@ -324,7 +324,12 @@ def main(argv: list[str] | None = None) -> int:
         default=os.environ.get("PERSISTD_BENCH_DATABASE_URL"),
         help="an existing PostgreSQL server (default: an embedded one in a temp folder)",
     )
-    parser.add_argument("--workers", type=int, default=1, help="uvicorn worker processes")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=os.cpu_count() or 1,
+        help="uvicorn worker processes (default: one per core, the throughput deployment)",
+    )
     parser.add_argument("--http", default="httptools", choices=["httptools", "h11"])
     parser.add_argument("--loop", default="uvloop", choices=["uvloop", "asyncio"])
     parser.add_argument("--pool-max", type=int, default=0, help="PERSISTD_POOL_MAX_SIZE")

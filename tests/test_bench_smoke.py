@@ -29,6 +29,9 @@ def test_bench_quick_completes_and_prints_the_table() -> None:
         "batch-put rows/s",
         "read p50 latency",
         "write p50 latency",
+        "writeSignalData p50 persistd vs file adapter",
+        "8 processes writeSignalData/s persistd vs file adapter",
     ):
         assert row in out, out
     assert "runs had errors" not in out, out
+    assert "not run" not in out, out
