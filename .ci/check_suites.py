@@ -20,6 +20,7 @@ REQUIRED = [
     "tests.test_hostile",
     "tests.test_schemathesis",
     "tests.test_bench_smoke",
+    "tests.test_fast_path",
     "client.python.tests",
 ]
 

@@ -25,6 +25,9 @@ class RecordRoutes:
         self.routes: dict[str, APIRoute] = {}
         for route in routes:
             if isinstance(route, APIRoute) and route.path == RECORD:
+                if route.dependant.dependencies:
+                    # They would silently not run here; the handlers take the request instead.
+                    raise RuntimeError(f"{route.name} declares FastAPI dependencies")
                 self.routes.update(dict.fromkeys(route.methods or (), route))
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:

@@ -53,9 +53,13 @@ export function resolveOptions(options: ClientOptions = {}): ResolvedClientOptio
   if (!/^https?:\/\//.test(url)) {
     throw new Error(`persistd url ${JSON.stringify(url)} must start with http:// or https://`);
   }
+  const token = (options.token ?? env("PERSISTD_TOKEN")) || undefined;
+  if (token !== undefined && !/^[\x21-\x7e]+$/.test(token)) {
+    throw new Error("persistd token must be printable ASCII without spaces (as `persistd token create` prints it)");
+  }
   return {
     url,
-    token: options.token ?? env("PERSISTD_TOKEN"),
+    token,
     namespace,
     retryDeadlineMs: options.retryDeadlineMs ?? 60_000,
     requestTimeoutMs: options.requestTimeoutMs ?? 15_000,
@@ -154,9 +158,11 @@ interface Outgoing {
   timeoutMs: number;
 }
 
+// Idle connections are closed after 4 s, before the service's 5 s keep-alive timeout, so a call
+// does not land on a connection the service is closing. (An active call is not affected.)
 const AGENTS = {
-  "http:": new http.Agent({ keepAlive: true }),
-  "https:": new https.Agent({ keepAlive: true }),
+  "http:": new http.Agent({ keepAlive: true, timeout: 4_000 }),
+  "https:": new https.Agent({ keepAlive: true, timeout: 4_000 }),
 };
 
 /** One request over node:http(s) on the keep-alive agent; rejects on network errors and timeout. */
@@ -165,19 +171,21 @@ function nodeRequest(url: string, out: Outgoing): Promise<Reply> {
   const secure = target.protocol === "https:";
   const headers = { ...out.headers };
   if (out.body !== undefined) headers["Content-Length"] = String(Buffer.byteLength(out.body));
+  const signal = AbortSignal.timeout(out.timeoutMs);
   return new Promise((resolve, reject) => {
+    const fail = (error: unknown) => reject(signal.aborted ? signal.reason : error);
     const options = {
       method: out.method,
       headers,
       agent: secure ? AGENTS["https:"] : AGENTS["http:"],
-      signal: AbortSignal.timeout(out.timeoutMs),
+      signal,
     };
     const req = (secure ? https : http).request(target, options, (res) => {
       const chunks: Buffer[] = [];
       res.on("data", (chunk: Buffer) => chunks.push(chunk));
-      res.on("error", reject);
+      res.on("error", fail);
       res.on("close", () => {
-        if (!res.complete) reject(new Error("the connection closed before the whole answer arrived"));
+        if (!res.complete) fail(new Error("the connection closed before the whole answer arrived"));
       });
       res.on("end", () => {
         resolve({
@@ -190,7 +198,7 @@ function nodeRequest(url: string, out: Outgoing): Promise<Reply> {
         });
       });
     });
-    req.on("error", reject);
+    req.on("error", fail);
     req.end(out.body);
   });
 }

@@ -90,6 +90,19 @@ describe("retries", () => {
       const client = new PersistdClient({ url: `http://127.0.0.1:${server.address().port}`, namespace: "x", requestTimeoutMs: 200, ...fast });
       assert.equal(await client.put("signal", "e", "k", null), 7);
       assert.equal(n, 2);
+      const failing = new PersistdClient({
+        url: `http://127.0.0.1:${server.address().port}`,
+        namespace: "x",
+        requestTimeoutMs: 50,
+        retryDeadlineMs: 120,
+        ...fast,
+      });
+      n = 0; // every attempt of this client goes unanswered
+      server.removeAllListeners("request");
+      server.on("request", () => {});
+      const err = await failing.put("signal", "e", "k", null).catch((e) => e);
+      assert.ok(err instanceof PersistdUnavailableError, String(err));
+      assert.match(err.message, /TimeoutError/);
     } finally {
       server.closeAllConnections();
       await new Promise((r) => server.close(r));
@@ -179,6 +192,7 @@ describe("retries", () => {
       process.env = saved;
     }
     assert.throws(() => new PersistdClient({ namespace: "Bad Name" }), /namespace/);
+    assert.throws(() => new PersistdClient({ token: "pd_1_abc\ndef" }), /token/);
   });
 });
 
