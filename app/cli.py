@@ -58,6 +58,8 @@ def _exit_cleanly(signum: int, frame: object) -> None:
 def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
+    from app.protocol import IMPORT_STRING
+
     settings = _settings(args)
     try:
         auth.auth_required(settings.auth, settings.host)
@@ -82,6 +84,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             host=settings.host,
             port=settings.port,
             workers=args.workers or settings.workers,
+            http=IMPORT_STRING,  # problem+json for requests the HTTP parser rejects
             log_level=settings.log_level,
             proxy_headers=True,
             access_log=False,  # persistd logs each request itself, with its request id

@@ -72,9 +72,7 @@ class Unavailable(AppError):
     status, code, title = 503, "unavailable", "Service unavailable"
 
 
-def problem_response(
-    status: int, code: str, title: str, detail: str, headers: dict[str, str] | None = None
-) -> Response:
+def problem_body(status: int, code: str, title: str, detail: str) -> bytes:
     """The one place that shapes a problem+json body."""
     body = {
         "type": f"https://persistd.dev/problems/{code}",
@@ -83,8 +81,17 @@ def problem_response(
         "detail": detail,
         "code": code,
     }
+    return orjson.dumps(body)
+
+
+def problem_response(
+    status: int, code: str, title: str, detail: str, headers: dict[str, str] | None = None
+) -> Response:
     return Response(
-        orjson.dumps(body), status_code=status, headers=headers, media_type=PROBLEM_MEDIA_TYPE
+        problem_body(status, code, title, detail),
+        status_code=status,
+        headers=headers,
+        media_type=PROBLEM_MEDIA_TYPE,
     )
 
 

@@ -330,7 +330,12 @@ def main(argv: list[str] | None = None) -> int:
         default=os.cpu_count() or 1,
         help="uvicorn worker processes (default: one per core, the throughput deployment)",
     )
-    parser.add_argument("--http", default="httptools", choices=["httptools", "h11"])
+    parser.add_argument(
+        "--http",
+        default="persistd",
+        choices=["persistd", "httptools", "h11"],
+        help="persistd: httptools with problem+json parser errors, as `persistd serve` runs",
+    )
     parser.add_argument("--loop", default="uvloop", choices=["uvloop", "asyncio"])
     parser.add_argument("--pool-max", type=int, default=0, help="PERSISTD_POOL_MAX_SIZE")
     parser.add_argument("--skip-scale", action="store_true", help="skip the 1M-record runs")

@@ -21,6 +21,7 @@ import asyncpg
 import httpx
 
 from app.db import asyncpg_dsn, migrate
+from app.protocol import IMPORT_STRING
 
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPTS = Path(__file__).resolve().parent / "scripts"
@@ -141,11 +142,12 @@ class Service:
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> "Service":
+        http = self.knobs.get("http", "persistd")
         cmd = [
             sys.executable, "-m", "uvicorn", "app.main:create_app", "--factory",
             "--host", "127.0.0.1", "--port", str(self.port),
             "--workers", self.knobs.get("workers", "1"),
-            "--http", self.knobs.get("http", "httptools"),
+            "--http", IMPORT_STRING if http == "persistd" else http,
             "--loop", self.knobs.get("loop", "uvloop"),
             "--no-access-log", "--log-level", "warning",
         ]  # fmt: skip

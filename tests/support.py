@@ -16,6 +16,7 @@ import httpx
 
 from app.db import asyncpg_dsn, migrate
 from app.embedded import EmbeddedPostgres
+from app.protocol import IMPORT_STRING
 
 ROOT = Path(__file__).resolve().parent.parent
 TEST_DATABASE_ENV = "PERSISTD_TEST_DATABASE_URL"
@@ -124,7 +125,7 @@ class Service:
         cmd = [
             sys.executable, "-m", "uvicorn", "app.main:create_app", "--factory",
             "--host", "127.0.0.1", "--port", str(self.port), "--workers", str(self.workers),
-            "--log-level", "warning",
+            "--http", IMPORT_STRING, "--log-level", "warning",
         ]  # fmt: skip
         out = None if self.log is None else self.log.open("ab")
         self.process = subprocess.Popen(cmd, cwd=ROOT, env=self.env, stdout=out, stderr=out)
