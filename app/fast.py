@@ -7,7 +7,7 @@ from starlette.requests import Request
 from starlette.routing import BaseRoute
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from app.api import RECORD
+from app.api.records import RECORD
 from app.errors import AppError, render
 
 

@@ -7,7 +7,7 @@ from fastapi import FastAPI
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from app import __version__
-from app.api import router
+from app.api import records, router
 from app.auth import Authenticator, auth_required
 from app.config import Settings, get_settings
 from app.db import asyncpg_dsn, head_revisions
@@ -102,7 +102,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_api_route("/metrics", metrics_endpoint, include_in_schema=False)
     install_docs(app)
     # Innermost first: the observability middleware sees the route the request took.
-    app.add_middleware(RecordRoutes, routes=router.routes)
+    app.add_middleware(RecordRoutes, routes=records.router.routes)
     app.add_middleware(ObservabilityMiddleware, metrics=app.state.metrics)
     app.add_middleware(RawPathMiddleware)
     return app

@@ -1,4 +1,4 @@
-"""Store layer: SQL text and asyncpg calls; one round trip per single-key operation."""
+"""Store layer: asyncpg calls over one pool (SQL text in sql.py); one round trip per operation."""
 
 import asyncio
 from collections.abc import AsyncIterator, Sequence
@@ -10,93 +10,9 @@ from typing import Any
 import asyncpg
 
 from app.errors import InvalidJson, InvalidValue, NotFound, Unavailable, VersionMismatch
+from app.store import sql
 
 ANY_VERSION = -1  # If-Match: * (the record must exist, any version)
-
-_WHERE = "namespace = $1 AND domain = $2 AND entity = $3"
-_PK = f"{_WHERE} AND key = $4"
-
-SQL_GET = f"SELECT value, version, updated_at FROM records WHERE {_PK}"
-SQL_HEAD = f"SELECT version, updated_at FROM records WHERE {_PK}"
-SQL_UPSERT = """
-INSERT INTO records AS r (namespace, domain, entity, key, value, version)
-VALUES ($1, $2, $3, $4, $5::jsonb, 1)
-ON CONFLICT (namespace, domain, entity, key) DO UPDATE
-SET value = EXCLUDED.value, version = r.version + 1, updated_at = now()
-RETURNING version, updated_at
-"""
-SQL_INSERT = """
-INSERT INTO records (namespace, domain, entity, key, value, version)
-VALUES ($1, $2, $3, $4, $5::jsonb, 1)
-ON CONFLICT (namespace, domain, entity, key) DO NOTHING
-RETURNING version, updated_at
-"""
-SQL_UPDATE_IF = f"""
-UPDATE records SET value = $5::jsonb, version = version + 1, updated_at = now()
-WHERE {_PK} AND ($6::bigint = -1 OR version = $6::bigint)
-RETURNING version, updated_at
-"""
-# The outer SELECT sees the snapshot before the DELETE, which tells "absent" from "mismatch".
-SQL_DELETE = f"""
-WITH d AS (
-  DELETE FROM records WHERE {_PK} AND ($5::bigint = -1 OR version = $5::bigint) RETURNING version
-)
-SELECT (SELECT version FROM d) AS deleted, (SELECT version FROM records WHERE {_PK}) AS current
-"""
-SQL_COUNT = f"SELECT count(*) FROM records WHERE {_WHERE}"
-SQL_KEYS_FIRST = f"SELECT key FROM records WHERE {_WHERE} ORDER BY key LIMIT $4"
-SQL_KEYS_AFTER = f"SELECT key FROM records WHERE {_WHERE} AND key > $4 ORDER BY key LIMIT $5"
-_ITEM = "key, value, version, updated_at"
-SQL_ITEMS_FIRST = f"SELECT {_ITEM} FROM records WHERE {_WHERE} ORDER BY key LIMIT $4"
-SQL_ITEMS_AFTER = f"SELECT {_ITEM} FROM records WHERE {_WHERE} AND key > $4 ORDER BY key LIMIT $5"
-SQL_NEWEST = f"""
-SELECT * FROM (
-  SELECT {_ITEM} FROM records WHERE {_WHERE} ORDER BY updated_at DESC, key DESC LIMIT $4
-) newest ORDER BY updated_at, key
-"""
-SQL_BATCH_GET = f"SELECT {_ITEM} FROM records WHERE {_WHERE} AND key = ANY($4::text[])"
-# Batch items are unpacked from the request body by PostgreSQL, so numbers are stored exactly.
-_BATCH_ROWS = (
-    "SELECT $1, $2, $3, i->>'key', i->'value', 1 "
-    "FROM jsonb_array_elements($4::jsonb -> 'items') AS i"
-)
-SQL_BATCH_UPSERT = f"""
-INSERT INTO records AS r (namespace, domain, entity, key, value, version) {_BATCH_ROWS}
-ON CONFLICT (namespace, domain, entity, key) DO UPDATE
-SET value = EXCLUDED.value, version = r.version + 1, updated_at = now()
-RETURNING key, version
-"""
-# Import: an identical document is left alone, so importing twice changes nothing.
-SQL_BATCH_UPSERT_CHANGED = f"""
-INSERT INTO records AS r (namespace, domain, entity, key, value, version) {_BATCH_ROWS}
-ON CONFLICT (namespace, domain, entity, key) DO UPDATE
-SET value = EXCLUDED.value, version = r.version + 1, updated_at = now()
-WHERE r.value IS DISTINCT FROM EXCLUDED.value
-RETURNING key, version
-"""
-SQL_BATCH_INSERT = f"""
-INSERT INTO records (namespace, domain, entity, key, value, version) {_BATCH_ROWS}
-ON CONFLICT (namespace, domain, entity, key) DO NOTHING
-RETURNING key, version
-"""
-SQL_NAMESPACES = "SELECT namespace, count(*) FROM records GROUP BY 1 ORDER BY 1"
-SQL_DOMAINS = "SELECT domain, count(*) FROM records WHERE namespace = $1 GROUP BY 1 ORDER BY 1"
-SQL_ENTITIES = (
-    "SELECT entity, count(*) FROM records WHERE namespace = $1 AND domain = $2 "
-    "GROUP BY 1 ORDER BY 1"
-)
-SQL_REVISIONS = "SELECT version_num FROM alembic_version"
-SQL_TOKEN = (
-    "SELECT secret_sha256, scopes, namespace FROM tokens WHERE id = $1 AND revoked_at IS NULL"
-)
-SQL_TOKEN_CREATE = (
-    "INSERT INTO tokens (name, secret_sha256, scopes, namespace) VALUES ($1, $2, $3, $4) "
-    "RETURNING id"
-)
-SQL_TOKEN_LIST = (
-    "SELECT id, name, scopes, namespace, created_at, revoked_at FROM tokens ORDER BY id"
-)
-SQL_TOKEN_REVOKE = "UPDATE tokens SET revoked_at = now() WHERE id = $1 AND revoked_at IS NULL"
 
 # Failures that mean "the database is not there right now": the client may retry.
 _UNAVAILABLE: tuple[type[BaseException], ...] = (
@@ -236,7 +152,7 @@ class Store:
     async def get(self, addr: Address) -> Item:
         """The stored document; NotFound when absent."""
         async with self._connection() as conn:
-            row = await conn.fetchrow(SQL_GET, *addr.args)
+            row = await conn.fetchrow(sql.GET, *addr.args)
         if row is None:
             raise NotFound(f"no record at key {addr.key!r}")
         return Item(addr.key, row[0], row[1], row[2])
@@ -244,7 +160,7 @@ class Store:
     async def head(self, addr: Address) -> Meta:
         """Version and time of the stored document; NotFound when absent."""
         async with self._connection() as conn:
-            row = await conn.fetchrow(SQL_HEAD, *addr.args)
+            row = await conn.fetchrow(sql.HEAD, *addr.args)
         if row is None:
             raise NotFound(f"no record at key {addr.key!r}")
         return Meta(row[0], row[1])
@@ -255,11 +171,11 @@ class Store:
         """Write the whole document in one statement; VersionMismatch when a condition fails."""
         async with self._connection() as conn:
             if if_match is not None:
-                row = await conn.fetchrow(SQL_UPDATE_IF, *addr.args, value, if_match)
+                row = await conn.fetchrow(sql.UPDATE_IF, *addr.args, value, if_match)
             elif create_only:
-                row = await conn.fetchrow(SQL_INSERT, *addr.args, value)
+                row = await conn.fetchrow(sql.INSERT, *addr.args, value)
             else:
-                row = await conn.fetchrow(SQL_UPSERT, *addr.args, value)
+                row = await conn.fetchrow(sql.UPSERT, *addr.args, value)
         if row is None:
             if create_only:
                 raise VersionMismatch(f"a record already exists at key {addr.key!r}")
@@ -270,7 +186,7 @@ class Store:
         """Delete the record and return its last version; NotFound or VersionMismatch."""
         async with self._connection() as conn:
             row = await conn.fetchrow(
-                SQL_DELETE, *addr.args, ANY_VERSION if if_match is None else if_match
+                sql.DELETE, *addr.args, ANY_VERSION if if_match is None else if_match
             )
         deleted, current = row[0], row[1]
         if deleted is not None:
@@ -283,36 +199,36 @@ class Store:
     async def count(self, coll: Collection) -> int:
         """How many records the entity holds."""
         async with self._connection() as conn:
-            return int(await conn.fetchval(SQL_COUNT, *coll.args))
+            return int(await conn.fetchval(sql.COUNT, *coll.args))
 
     async def keys(self, coll: Collection, after: str | None, limit: int) -> list[str]:
         """Up to `limit` keys in byte order, starting after `after`."""
         async with self._connection() as conn:
             if after is None:
-                rows = await conn.fetch(SQL_KEYS_FIRST, *coll.args, limit)
+                rows = await conn.fetch(sql.KEYS_FIRST, *coll.args, limit)
             else:
-                rows = await conn.fetch(SQL_KEYS_AFTER, *coll.args, after, limit)
+                rows = await conn.fetch(sql.KEYS_AFTER, *coll.args, after, limit)
         return [row[0] for row in rows]
 
     async def items(self, coll: Collection, after: str | None, limit: int) -> list[Item]:
         """Up to `limit` records in key byte order, starting after `after`."""
         async with self._connection() as conn:
             if after is None:
-                rows = await conn.fetch(SQL_ITEMS_FIRST, *coll.args, limit)
+                rows = await conn.fetch(sql.ITEMS_FIRST, *coll.args, limit)
             else:
-                rows = await conn.fetch(SQL_ITEMS_AFTER, *coll.args, after, limit)
+                rows = await conn.fetch(sql.ITEMS_AFTER, *coll.args, after, limit)
         return [Item(*row) for row in rows]
 
     async def newest(self, coll: Collection, limit: int) -> list[Item]:
         """The `limit` most recently written records, oldest first."""
         async with self._connection() as conn:
-            rows = await conn.fetch(SQL_NEWEST, *coll.args, limit)
+            rows = await conn.fetch(sql.NEWEST, *coll.args, limit)
         return [Item(*row) for row in rows]
 
     async def batch_get(self, coll: Collection, keys: Sequence[str]) -> dict[str, Item]:
         """The stored records among `keys`, by key, in one query."""
         async with self._connection() as conn:
-            rows = await conn.fetch(SQL_BATCH_GET, *coll.args, list(keys))
+            rows = await conn.fetch(sql.BATCH_GET, *coll.args, list(keys))
         return {row[0]: Item(*row) for row in rows}
 
     async def batch_put(
@@ -329,34 +245,34 @@ class Store:
         Keys left as they were (present for insert_only, identical for if_changed) get no version.
         """
         if insert_only:
-            sql = SQL_BATCH_INSERT
+            statement = sql.BATCH_INSERT
         else:
-            sql = SQL_BATCH_UPSERT_CHANGED if if_changed else SQL_BATCH_UPSERT
+            statement = sql.BATCH_UPSERT_CHANGED if if_changed else sql.BATCH_UPSERT
         async with self._connection() as conn:
-            rows = await conn.fetch(sql, *coll.args, body)
+            rows = await conn.fetch(statement, *coll.args, body)
         versions = {row[0]: int(row[1]) for row in rows}
         return [Written(key, versions.get(key)) for key in keys]
 
     async def namespaces(self) -> list[tuple[str, int]]:
         """Every namespace with its record count."""
         async with self._connection() as conn:
-            return [(row[0], int(row[1])) for row in await conn.fetch(SQL_NAMESPACES)]
+            return [(row[0], int(row[1])) for row in await conn.fetch(sql.NAMESPACES)]
 
     async def domains(self, namespace: str) -> list[tuple[str, int]]:
         """The domains of a namespace with their record counts."""
         async with self._connection() as conn:
-            return [(row[0], int(row[1])) for row in await conn.fetch(SQL_DOMAINS, namespace)]
+            return [(row[0], int(row[1])) for row in await conn.fetch(sql.DOMAINS, namespace)]
 
     async def entities(self, namespace: str, domain: str) -> list[tuple[str, int]]:
         """The entities of a domain with their record counts."""
         async with self._connection() as conn:
-            rows = await conn.fetch(SQL_ENTITIES, namespace, domain)
+            rows = await conn.fetch(sql.ENTITIES, namespace, domain)
         return [(row[0], int(row[1])) for row in rows]
 
     async def token(self, token_id: int) -> tuple[str, list[str], str] | None:
         """An active token's secret hash, scopes and namespace pattern."""
         async with self._connection() as conn:
-            row = await conn.fetchrow(SQL_TOKEN, token_id)
+            row = await conn.fetchrow(sql.TOKEN, token_id)
         return None if row is None else (row[0], list(row[1]), row[2])
 
     async def create_token(
@@ -365,25 +281,25 @@ class Store:
         """Store a new token (its hash only) and return its id."""
         async with self._connection() as conn:
             return int(
-                await conn.fetchval(SQL_TOKEN_CREATE, name, secret_sha256, scopes, namespace)
+                await conn.fetchval(sql.TOKEN_CREATE, name, secret_sha256, scopes, namespace)
             )
 
     async def tokens(self) -> list[tuple[Any, ...]]:
         """Every token without its hash: id, name, scopes, namespace, created_at, revoked_at."""
         async with self._connection() as conn:
-            return [tuple(row) for row in await conn.fetch(SQL_TOKEN_LIST)]
+            return [tuple(row) for row in await conn.fetch(sql.TOKEN_LIST)]
 
     async def revoke_token(self, token_id: int) -> bool:
         """Mark a token revoked; False when no active token has that id."""
         async with self._connection() as conn:
-            status: str = await conn.execute(SQL_TOKEN_REVOKE, token_id)
+            status: str = await conn.execute(sql.TOKEN_REVOKE, token_id)
         return status.endswith(" 1")
 
     async def revisions(self) -> set[str]:
         """The Alembic revisions the database is at (empty before the first migration)."""
         async with self._connection() as conn:
             try:
-                rows = await conn.fetch(SQL_REVISIONS)
+                rows = await conn.fetch(sql.REVISIONS)
             except asyncpg.exceptions.UndefinedTableError:
                 return set()
         return {row[0] for row in rows}

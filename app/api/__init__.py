@@ -1,0 +1,9 @@
+"""HTTP layer: routes parse the request, call the store, and map the result to a response."""
+
+from fastapi import APIRouter
+
+from app.api import collections, inspection, records
+
+router = APIRouter()
+for part in (records, collections, inspection):
+    router.include_router(part.router)

@@ -1,0 +1,181 @@
+"""HTTP layer: an entity's records as a collection: listing, init and batches."""
+
+from typing import Annotated, Any, TypeVar
+
+import orjson
+from fastapi import APIRouter, Query, Request
+from starlette.responses import Response
+
+from app import body
+from app.api.common import (
+    ENTITY,
+    Domain,
+    Entity,
+    Namespace,
+    collection_of,
+    decode_cursor,
+    encode_cursor,
+    item_json,
+    json_response,
+    settings_of,
+    store_of,
+    validated,
+)
+from app.api.schemas import (
+    BatchGetOut,
+    BatchGetRequest,
+    BatchPutOut,
+    BatchPutRequest,
+    CountOut,
+    InitRequest,
+    KeysPage,
+    errors_doc,
+    request_schema,
+)
+from app.auth import require
+from app.errors import InvalidRequest, PayloadTooLarge
+from app.names import check_name
+from app.shapes import check_value
+
+router = APIRouter()
+
+
+@router.get(
+    ENTITY + "/records",
+    summary="List keys (or records) of an entity",
+    tags=["collections"],
+    response_model=KeysPage,
+    response_model_exclude_none=True,
+    responses=errors_doc(),
+)
+async def list_records(
+    request: Request,
+    namespace: Namespace,
+    domain: Domain,
+    entity: Entity,
+    limit: Annotated[int, Query(ge=1, le=1000, description="page size")] = 100,
+    cursor: Annotated[str | None, Query(description="next_cursor of the previous page")] = None,
+    values: Annotated[bool, Query(description="return {key, value, version, updated_at}")] = False,
+    newest: Annotated[
+        int | None,
+        Query(ge=1, le=10000, description="the N most recently written records, oldest first"),
+    ] = None,
+) -> Response:
+    coll = collection_of(namespace, domain, entity)
+    await require(request, "read", coll.namespace)
+    store = store_of(request)
+    if newest is not None:
+        if cursor is not None:
+            raise InvalidRequest("newest cannot be combined with cursor")
+        return json_response({"items": [item_json(i) for i in await store.newest(coll, newest)]})
+    after = None if cursor is None else decode_cursor(cursor)
+    # One extra row tells whether another page exists, so a full page never ends silently.
+    if values:
+        items = await store.items(coll, after, limit + 1)
+        page: dict[str, Any] = {"items": [item_json(i) for i in items[:limit]]}
+        keys = [i.key for i in items]
+    else:
+        keys = await store.keys(coll, after, limit + 1)
+        page = {"keys": keys[:limit]}
+    page["next_cursor"] = encode_cursor(keys[limit - 1]) if len(keys) > limit else None
+    return json_response(page)
+
+
+_INIT_BODY_LIMIT = 1024
+
+
+@router.post(
+    ENTITY + "/init",
+    summary="Initialise access to an entity (the adapter's waitForInit)",
+    tags=["collections"],
+    response_model=CountOut,
+    responses=errors_doc(413, 415),
+    openapi_extra=request_schema(InitRequest, required=False),
+)
+async def init_entity(
+    request: Request, namespace: Namespace, domain: Domain, entity: Entity
+) -> Response:
+    coll = collection_of(namespace, domain, entity)
+    await require(request, "read", coll.namespace)
+    raw = await body.read_body(request, _INIT_BODY_LIMIT)
+    if raw.strip():
+        validated(InitRequest, body.parse_json(raw))
+    return json_response({"keys": await store_of(request).count(coll)})
+
+
+B = TypeVar("B", BatchGetRequest, BatchPutRequest)
+
+
+async def _batch_body(request: Request, model: type[B]) -> tuple[bytes, B]:
+    """A batch request's raw body and its validated model, within the batch limits."""
+    settings = settings_of(request)
+    raw = await body.read_body(request, settings.max_batch_bytes)
+    req: B = validated(model, body.parse_json(raw))
+    count = len(req.keys) if isinstance(req, BatchGetRequest) else len(req.items)
+    if count > settings.max_batch_items:
+        raise PayloadTooLarge(f"at most {settings.max_batch_items} entries per batch")
+    return raw, req
+
+
+@router.post(
+    ENTITY + "/batch-get",
+    summary="Read many records in one round trip",
+    tags=["collections"],
+    response_model=BatchGetOut,
+    responses=errors_doc(413, 415),
+    openapi_extra=request_schema(BatchGetRequest),
+)
+async def batch_get(
+    request: Request, namespace: Namespace, domain: Domain, entity: Entity
+) -> Response:
+    coll = collection_of(namespace, domain, entity)
+    await require(request, "read", coll.namespace)
+    _, req = await _batch_body(request, BatchGetRequest)
+    keys = [check_name(f"keys[{i}]", k) for i, k in enumerate(req.keys)]
+    found = await store_of(request).batch_get(coll, keys)
+    return json_response(
+        {
+            "items": [item_json(found[k]) for k in keys if k in found],
+            "missing": [k for k in keys if k not in found],
+        }
+    )
+
+
+@router.post(
+    ENTITY + "/batch-put",
+    summary="Write many records atomically (all or none)",
+    tags=["collections"],
+    response_model=BatchPutOut,
+    responses=errors_doc(413, 415, 422),
+    openapi_extra=request_schema(BatchPutRequest),
+)
+async def batch_put(
+    request: Request, namespace: Namespace, domain: Domain, entity: Entity
+) -> Response:
+    coll = collection_of(namespace, domain, entity)
+    await require(request, "write", coll.namespace)
+    raw, req = await _batch_body(request, BatchPutRequest)
+    settings = settings_of(request)
+    seen: set[str] = set()
+    for i, item in enumerate(req.items):
+        check_name(f"items[{i}].key", item.key)
+        if item.key in seen:
+            raise InvalidRequest(f"items[{i}].key {item.key!r} appears twice in the batch")
+        seen.add(item.key)
+        if len(orjson.dumps(item.value)) > settings.max_value_bytes:
+            raise PayloadTooLarge(
+                f"items[{i}].value is over the limit of {settings.max_value_bytes} bytes"
+            )
+        check_value(coll.domain, item.value, item.key)
+    keys = [item.key for item in req.items]
+    written = await store_of(request).batch_put(
+        coll, keys, raw.decode(), insert_only=req.mode == "insert_if_absent"
+    )
+    return json_response(
+        {
+            "items": [
+                {"key": w.key, "version": w.version, "written": w.version is not None}
+                for w in written
+            ]
+        }
+    )
