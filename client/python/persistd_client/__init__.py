@@ -1,5 +1,6 @@
 """persistd client: sync and async HTTP clients, typed errors, and backtest-kit's seed adapters."""
 
+from persistd_client._version import __version__ as __version__
 from persistd_client.client import AsyncPersistClient, PersistClient
 from persistd_client.errors import (
     ConnectionFailed,
@@ -26,8 +27,6 @@ from persistd_client.models import (
     Written,
 )
 from persistd_client.retry import NO_RETRY, RetryPolicy
-
-__version__ = "0.1.0"
 
 __all__ = [
     "NO_RETRY",

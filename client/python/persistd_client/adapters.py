@@ -85,7 +85,7 @@ class PersistBase:
         self.base_dir = base_dir
         self.domain = domain_of(base_dir)
         self._initialized = False
-        self._init_lock: asyncio.Lock | None = None
+        self._init_lock = asyncio.Lock()
 
     def _client(self) -> AsyncPersistClient:
         return type(self).client or shared_client()
@@ -94,8 +94,6 @@ class PersistBase:
         """Check the service once (on the first `initial=True`); later calls do nothing."""
         if not initial or self._initialized:
             return
-        if self._init_lock is None:
-            self._init_lock = asyncio.Lock()
         async with self._init_lock:
             if not self._initialized:
                 await self._client().init(self.domain, self.entity_name, True)
@@ -136,7 +134,7 @@ class _PersistUtils:
 
     def _use(self, ctor: PersistBaseCtor) -> None:
         self._ctor = ctor
-        self._memo.clear()
+        self.clear()
 
     def clear(self) -> None:
         """Drop the memoized instances; the next access builds (and initialises) new ones."""
@@ -150,11 +148,12 @@ class _PersistUtils:
         await storage.wait_for_init(initial)
         return storage
 
-    async def _read(self, memo_key: str, entity_name: str, key: str) -> tuple[bool, Any]:
+    async def _read(self, memo_key: str, entity_name: str, key: str, default: Any) -> Any:
+        """The stored value, or `default` when there is none (the seed's has-then-read)."""
         storage = await self._storage(memo_key, entity_name)
         if await storage.has_value(key):
-            return True, await storage.read_value(key)
-        return False, None
+            return await storage.read_value(key)
+        return default
 
     async def _write(self, memo_key: str, entity_name: str, key: str, value: Any) -> None:
         storage = await self._storage(memo_key, entity_name)
@@ -173,8 +172,7 @@ class PersistSignalUtils(_PersistUtils):
     async def read_signal_data(self, symbol: str, strategy_name: str) -> SignalData:
         """The stored signal, or None."""
         memo, entity = _symbol_strategy(symbol, strategy_name)
-        _, value = await self._read(memo, entity, symbol)
-        signal: SignalData = value
+        signal: SignalData = await self._read(memo, entity, symbol, None)
         return signal
 
     async def write_signal_data(self, signal: SignalData, symbol: str, strategy_name: str) -> None:
@@ -195,8 +193,7 @@ class PersistScheduleUtils(_PersistUtils):
     async def read_schedule_data(self, symbol: str, strategy_name: str) -> ScheduleData:
         """The stored scheduled signal, or None."""
         memo, entity = _symbol_strategy(symbol, strategy_name)
-        _, value = await self._read(memo, entity, symbol)
-        scheduled: ScheduleData = value
+        scheduled: ScheduleData = await self._read(memo, entity, symbol, None)
         return scheduled
 
     async def write_schedule_data(
@@ -219,8 +216,7 @@ class PersistRiskUtils(_PersistUtils):
 
     async def read_position_data(self, risk_name: str) -> RiskData:
         """The stored `[signal key, position]` pairs, or [] when none are stored."""
-        found, value = await self._read(risk_name, risk_name, self.KEY)
-        positions: RiskData = value if found else []
+        positions: RiskData = await self._read(risk_name, risk_name, self.KEY, [])
         return positions
 
     async def write_position_data(self, positions: RiskData, risk_name: str) -> None:
@@ -241,8 +237,7 @@ class PersistPartialUtils(_PersistUtils):
     async def read_partial_data(self, symbol: str, strategy_name: str) -> PartialData:
         """The stored levels by signal id, or {} when none are stored."""
         memo, entity = _symbol_strategy(symbol, strategy_name)
-        found, value = await self._read(memo, entity, self.KEY)
-        levels: PartialData = value if found else {}
+        levels: PartialData = await self._read(memo, entity, self.KEY, {})
         return levels
 
     async def write_partial_data(

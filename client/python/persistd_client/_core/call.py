@@ -13,6 +13,7 @@ from typing import Any, Generic, Literal, TypeVar
 
 import httpx
 
+from persistd_client._version import __version__
 from persistd_client.errors import connection_failed, error_from_response
 from persistd_client.retry import RetryPolicy, retry_after
 
@@ -25,7 +26,7 @@ BatchItems = Mapping[str, Any] | Mapping[int, Any] | Mapping[Name, Any] | Iterab
 DEFAULT_URL = "http://127.0.0.1:8000"
 DEFAULT_NAMESPACE = "default"
 DEFAULT_TIMEOUT = httpx.Timeout(10.0, connect=5.0)
-USER_AGENT = "persistd-client/0.1.0"
+USER_AGENT = f"persistd-client/{__version__}"
 
 # Transport failures that no retry can fix: a bad URL or a request httpx refuses to send.
 _PERMANENT = (httpx.UnsupportedProtocol, httpx.LocalProtocolError)

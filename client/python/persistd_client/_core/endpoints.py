@@ -30,7 +30,7 @@ def segment(name: Name, kind: str = "name") -> str:
     if not text:
         # An empty segment cannot reach the route at all (the service would answer 404 or
         # redirect), so this one case is refused here; every other rule is the service's.
-        raise InvalidName(f"{kind} is empty: it must be at least 1 character", code="invalid_name")
+        raise InvalidName(f"{kind} is empty: it must be at least 1 character")
     encoded = quote(text, safe="")
     # quote leaves '.' alone, and URL normalisation would drop a '.' or '..' segment.
     return encoded.replace(".", "%2E") if encoded in (".", "..") else encoded
@@ -48,8 +48,12 @@ def _entity_path(ns: str, domain: str, entity: Name) -> str:
     return f"{_domain_path(ns, domain)}/{segment(entity, 'entity')}"
 
 
+def _records_path(ns: str, domain: str, entity: Name) -> str:
+    return f"{_entity_path(ns, domain, entity)}/records"
+
+
 def _record_path(ns: str, domain: str, entity: Name, key: Name) -> str:
-    return f"{_entity_path(ns, domain, entity)}/records/{segment(key, 'key')}"
+    return f"{_records_path(ns, domain, entity)}/{segment(key, 'key')}"
 
 
 def dumps(value: Any) -> bytes:
@@ -128,7 +132,7 @@ def _list_params(limit: int, cursor: str | None, values: bool) -> dict[str, str]
 
 def list_keys(ns: str, domain: str, entity: Name, limit: int, cursor: str | None) -> Call[KeysPage]:
     """GET one page of keys, in byte order of the key."""
-    path = f"{_entity_path(ns, domain, entity)}/records"
+    path = _records_path(ns, domain, entity)
     return Call("GET", path, answers.keys_page, params=_list_params(limit, cursor, values=False))
 
 
@@ -136,13 +140,13 @@ def list_items(
     ns: str, domain: str, entity: Name, limit: int, cursor: str | None
 ) -> Call[ItemsPage]:
     """GET one page of records (key, value, version, updated_at), in byte order of the key."""
-    path = f"{_entity_path(ns, domain, entity)}/records"
+    path = _records_path(ns, domain, entity)
     return Call("GET", path, answers.items_page, params=_list_params(limit, cursor, values=True))
 
 
 def newest(ns: str, domain: str, entity: Name, n: int) -> Call[list[Item]]:
     """GET the n most recently written records, oldest first."""
-    path = f"{_entity_path(ns, domain, entity)}/records"
+    path = _records_path(ns, domain, entity)
     return Call("GET", path, answers.items, params={"newest": str(n)})
 
 
