@@ -13,6 +13,7 @@ from typing import Literal
 from starlette.requests import Request
 
 from app.errors import Forbidden, Unauthorized
+from app.names import ascii_int
 from app.store import Store
 
 Scope = Literal["read", "write", "admin"]
@@ -116,11 +117,10 @@ class Authenticator:
     async def _lookup(self, token: str) -> Principal | None:
         prefix, _, rest = token.partition("_")
         token_id, _, secret = rest.partition("_")
-        if prefix != PREFIX or not token_id.isascii() or not token_id.isdigit() or not secret:
+        number = ascii_int(token_id)
+        if prefix != PREFIX or number is None or number >= 2**63 or not secret:
             return None
-        if int(token_id) >= 2**63:
-            return None
-        row = await self._store.token(int(token_id))
+        row = await self._store.token(number)
         if row is None or not hmac.compare_digest(row[0], _digest(secret)):
             return None
         return Principal(int(token_id), frozenset(row[1]), row[2])

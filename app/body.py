@@ -7,6 +7,7 @@ import orjson
 from starlette.requests import Request
 
 from app.errors import InvalidJson, InvalidRequest, PayloadTooLarge, UnsupportedMediaType
+from app.names import ascii_int
 
 # Past this many bytes an oversized body is no longer drained; the connection is dropped instead.
 _DRAIN_LIMIT = 64 * 1024 * 1024
@@ -37,11 +38,12 @@ async def read_body(request: Request, limit: int) -> bytes:
     _check_content_type(request)
     declared = request.headers.get("content-length")
     if declared is not None:
-        if not declared.isdigit():
+        size = ascii_int(declared)
+        if size is None:
             raise InvalidRequest(f"Content-Length {declared!r} is not a number")
-        if int(declared) > limit:
+        if size > limit:
             # A body too big to drain is answered at once, without waiting for it to arrive.
-            if int(declared) <= _DRAIN_LIMIT:
+            if size <= _DRAIN_LIMIT:
                 await _drain(request.stream(), 0)
             raise PayloadTooLarge(f"the body is {declared} bytes; the limit is {limit} bytes")
     body = bytearray()

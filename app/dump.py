@@ -10,7 +10,7 @@ import os
 import sys
 import tempfile
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -26,6 +26,7 @@ TOP_LEVEL_DOMAINS = frozenset({"memory", "state", "session"})
 BATCH_ITEMS = 500
 BATCH_BYTES = 8 * 1024 * 1024
 PROGRESS_EVERY = 1000
+EXPORT_PAGE = 1000  # records read per query when exporting
 
 
 @dataclass
@@ -90,9 +91,11 @@ async def import_dump(store: Store, root: Path, namespace: str, report: Report) 
     """
     check_slug("namespace", namespace)
     batches: dict[Collection, list[tuple[str, bytes, Path]]] = {}
+    sizes: dict[Collection, int] = {}  # bytes in each pending batch
 
     async def flush(coll: Collection) -> None:
         items = batches.pop(coll, [])
+        sizes.pop(coll, None)
         if items:
             await _write_batch(store, coll, items, report)
 
@@ -112,7 +115,8 @@ async def import_dump(store: Store, root: Path, namespace: str, report: Report) 
             continue
         batch = batches.setdefault(coll, [])
         batch.append((key, raw, path))
-        if len(batch) >= BATCH_ITEMS or sum(len(r) for _, r, _ in batch) >= BATCH_BYTES:
+        sizes[coll] = sizes.get(coll, 0) + len(raw)
+        if len(batch) >= BATCH_ITEMS or sizes[coll] >= BATCH_BYTES:
             await flush(coll)
     for coll in list(batches):
         await flush(coll)
@@ -157,12 +161,12 @@ async def export_dump(store: Store, root: Path, namespace: str, report: Report) 
             coll = Collection(namespace, domain, entity)
             after: str | None = None
             while True:
-                page = await store.items(coll, after, 1000)
+                page = await store.items(coll, after, EXPORT_PAGE)
                 for item in page:
                     done += 1
                     _progress(done, "records exported")
                     _export_one(root, coll, item.key, item.value.encode(), report)
-                if len(page) < 1000:
+                if len(page) < EXPORT_PAGE:
                     break
                 after = page[-1].key
 
@@ -182,13 +186,13 @@ def _export_one(root: Path, coll: Collection, key: str, value: bytes, report: Re
     report.written[coll.domain] += 1
 
 
-def _atomic_write(path: Path, data: bytes, fsync: Callable[[int], None] = os.fsync) -> None:
+def _atomic_write(path: Path, data: bytes) -> None:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
     try:
         with os.fdopen(fd, "wb") as out:
             out.write(data)
             out.flush()
-            fsync(out.fileno())
+            os.fsync(out.fileno())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -12,7 +12,8 @@ log = logging.getLogger("persistd.embedded")
 SYSTEM_USER = "persistd-postgres"
 
 
-def _free_port() -> int:
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
@@ -107,7 +108,7 @@ class EmbeddedPostgres:
             self.port = running
             self.adopted = True
             return self.url
-        self.port = self.port or _free_port()  # a restart keeps its URL
+        self.port = self.port or free_port()  # a restart keeps its URL
         options = f"-h 127.0.0.1 -p {self.port} -k '' -c fsync=on -c synchronous_commit=on"
         self._run(
             "pg_ctl",

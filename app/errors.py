@@ -1,7 +1,8 @@
 """Error layer: AppError subclasses rendered as RFC 9457 problem+json by one handler."""
 
 import logging
-from typing import ClassVar
+from collections.abc import Iterable, Mapping
+from typing import Any, ClassVar
 
 import orjson
 from fastapi import FastAPI, Request
@@ -72,6 +73,14 @@ class Unavailable(AppError):
     status, code, title = 503, "unavailable", "Service unavailable"
 
 
+def describe(errors: Iterable[Mapping[str, Any]], whole: str) -> str:
+    """pydantic's errors as `loc.path: msg; ...`; `whole` stands for an empty path."""
+    return "; ".join(
+        f"{'.'.join(str(p) for p in err.get('loc', ())) or whole}: {err.get('msg', 'invalid')}"
+        for err in errors
+    )
+
+
 def problem_body(status: int, code: str, title: str, detail: str) -> bytes:
     """The one place that shapes a problem+json body."""
     body = {
@@ -122,18 +131,12 @@ def install_handlers(app: FastAPI) -> None:
 
     async def on_validation_error(_: Request, exc: Exception) -> Response:
         assert isinstance(exc, RequestValidationError)
-        parts = []
-        for err in exc.errors():
-            where = ".".join(str(p) for p in err.get("loc", ()))
-            parts.append(f"{where}: {err.get('msg', 'invalid')}")
-        return render(InvalidRequest("; ".join(parts) or "invalid request"))
+        return render(InvalidRequest(describe(exc.errors(), whole="") or "invalid request"))
 
     async def on_unexpected(_: Request, exc: Exception) -> Response:
         # Logged with its traceback by the server; the client gets the problem shape, no trace.
         log.error("unexpected error", exc_info=exc)
-        return problem_response(
-            500, "internal", "Internal error", "an unexpected error occurred; it was logged"
-        )
+        return render(AppError("an unexpected error occurred; it was logged"))
 
     app.add_exception_handler(Exception, on_unexpected)
     app.add_exception_handler(AppError, on_app_error)

@@ -1,4 +1,5 @@
-"""Validation layer: the naming rules for namespace, domain, entity and key (one place)."""
+"""Validation layer: the naming rules for namespace, domain, entity and key (one place), and the
+one reader of the decimal numbers clients write in headers and tokens."""
 
 import re
 import unicodedata
@@ -10,6 +11,12 @@ MAX_NAME_BYTES = 512
 _SLUG = re.compile(r"[a-z0-9][a-z0-9_.-]{0,62}")
 SLUG_RULE = "1 to 63 characters of a-z, 0-9, '_', '.', '-', starting with a letter or digit"
 NAME_RULE = f"1 to {MAX_NAME_BYTES} UTF-8 bytes without control characters, and not '.' or '..'"
+
+
+def ascii_int(text: str) -> int | None:
+    """A non-negative decimal of ASCII digits, or None (isdigit() alone accepts "²", which int()
+    rejects)."""
+    return int(text) if text.isascii() and text.isdigit() else None
 
 
 def check_slug(kind: str, value: str) -> str:

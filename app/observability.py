@@ -24,13 +24,15 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from app.errors import PROBLEM_MEDIA_TYPE
+
 log = logging.getLogger("persistd.access")
 
 request_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("request_id", default=None)
 
 # An incoming id is echoed only when it is short and harmless in a log line or a header.
 _SAFE_ID = re.compile(r"[A-Za-z0-9._:@/+=-]{1,128}")
-_PROBLEM = b"application/problem+json"
+_PROBLEM = PROBLEM_MEDIA_TYPE.encode()
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
 

@@ -12,8 +12,8 @@ from starlette.responses import Response
 
 from app.api.schemas import JSON
 from app.config import Settings
-from app.errors import InvalidName, InvalidRequest, Unavailable
-from app.names import check_name, check_slug, decode_segment
+from app.errors import InvalidName, InvalidRequest, Unavailable, describe
+from app.names import ascii_int, check_name, check_slug, decode_segment
 from app.store import ANY_VERSION, Address, Collection, Item, Meta, Store
 
 Namespace = Annotated[str, Path(description="namespace: one bot, account or deployment")]
@@ -56,13 +56,10 @@ def parse_if_match(request: Request) -> int | None:
     header = header.strip()
     if header == "*":
         return ANY_VERSION
-    # isdigit() alone accepts non-ASCII digits such as "²", which int() rejects.
-    digits = header[1:-1]
     quoted = len(header) > 2 and header[0] == header[-1] == '"'
-    if quoted and digits.isascii() and digits.isdigit():
-        version = int(digits)
-        if version < 2**63:
-            return version
+    version = ascii_int(header[1:-1]) if quoted else None
+    if version is not None and version < 2**63:
+        return version
     raise InvalidRequest(f'If-Match must be "*" or one version in quotes, like "3"; got {header!r}')
 
 
@@ -113,8 +110,4 @@ def validated(model: type[BaseModel], data: Any) -> Any:
     try:
         return model.model_validate(data)
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc']) or 'body'}: {err['msg']}"
-            for err in exc.errors()
-        )
-        raise InvalidRequest(problems) from None
+        raise InvalidRequest(describe(exc.errors(), whole="body")) from None

@@ -4,6 +4,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from app.errors import PROBLEM_MEDIA_TYPE
+
 JSON = "application/json"
 
 
@@ -74,7 +76,7 @@ class Listing(BaseModel):
     items: list[Count]
 
 
-_PROBLEM: dict[str, Any] = {"application/problem+json": {}}
+_PROBLEM: dict[str, Any] = {PROBLEM_MEDIA_TYPE: {}}
 _ERRORS: dict[int | str, dict[str, Any]] = {
     400: {"description": "invalid name, JSON or request", "content": _PROBLEM},
     401: {"description": "missing, invalid or revoked bearer token", "content": _PROBLEM},

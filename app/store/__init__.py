@@ -13,6 +13,7 @@ from app.errors import InvalidJson, InvalidValue, NotFound, Unavailable, Version
 from app.store import sql
 
 ANY_VERSION = -1  # If-Match: * (the record must exist, any version)
+CLOSE_GRACE = 10.0  # seconds the pool waits for queries in flight when the service stops
 
 # Failures that mean "the database is not there right now": the client may retry.
 _UNAVAILABLE: tuple[type[BaseException], ...] = (
@@ -117,10 +118,10 @@ class Store:
             pool = await asyncpg.create_pool(dsn, min_size=0, **options)
         return cls(pool, acquire_timeout=acquire_timeout, retry_after=retry_after)
 
-    async def close(self, grace: float = 10.0) -> None:
-        """Close the pool, waiting for queries in flight up to `grace` seconds."""
+    async def close(self) -> None:
+        """Close the pool, waiting for queries in flight up to CLOSE_GRACE seconds."""
         try:
-            await asyncio.wait_for(self._pool.close(), grace)
+            await asyncio.wait_for(self._pool.close(), CLOSE_GRACE)
         except TimeoutError:
             self._pool.terminate()
 

@@ -3,21 +3,19 @@
 _WHERE = "namespace = $1 AND domain = $2 AND entity = $3"
 _PK = f"{_WHERE} AND key = $4"
 
+_INTO = "INTO records AS r (namespace, domain, entity, key, value, version)"
+_ONE_ROW = "VALUES ($1, $2, $3, $4, $5::jsonb, 1)"
+# A write to an existing key replaces the document and counts one more version.
+_BUMP = (
+    "ON CONFLICT (namespace, domain, entity, key) DO UPDATE "
+    "SET value = EXCLUDED.value, version = r.version + 1, updated_at = now()"
+)
+_KEEP = "ON CONFLICT (namespace, domain, entity, key) DO NOTHING"
+
 GET = f"SELECT value, version, updated_at FROM records WHERE {_PK}"
 HEAD = f"SELECT version, updated_at FROM records WHERE {_PK}"
-UPSERT = """
-INSERT INTO records AS r (namespace, domain, entity, key, value, version)
-VALUES ($1, $2, $3, $4, $5::jsonb, 1)
-ON CONFLICT (namespace, domain, entity, key) DO UPDATE
-SET value = EXCLUDED.value, version = r.version + 1, updated_at = now()
-RETURNING version, updated_at
-"""
-INSERT = """
-INSERT INTO records (namespace, domain, entity, key, value, version)
-VALUES ($1, $2, $3, $4, $5::jsonb, 1)
-ON CONFLICT (namespace, domain, entity, key) DO NOTHING
-RETURNING version, updated_at
-"""
+UPSERT = f"INSERT {_INTO} {_ONE_ROW} {_BUMP} RETURNING version, updated_at"
+INSERT = f"INSERT {_INTO} {_ONE_ROW} {_KEEP} RETURNING version, updated_at"
 UPDATE_IF = f"""
 UPDATE records SET value = $5::jsonb, version = version + 1, updated_at = now()
 WHERE {_PK} AND ($6::bigint = -1 OR version = $6::bigint)
@@ -47,25 +45,13 @@ _BATCH_ROWS = (
     "SELECT $1, $2, $3, i->>'key', i->'value', 1 "
     "FROM jsonb_array_elements($4::jsonb -> 'items') AS i"
 )
-BATCH_UPSERT = f"""
-INSERT INTO records AS r (namespace, domain, entity, key, value, version) {_BATCH_ROWS}
-ON CONFLICT (namespace, domain, entity, key) DO UPDATE
-SET value = EXCLUDED.value, version = r.version + 1, updated_at = now()
-RETURNING key, version
-"""
+BATCH_UPSERT = f"INSERT {_INTO} {_BATCH_ROWS} {_BUMP} RETURNING key, version"
 # Import: an identical document is left alone, so importing twice changes nothing.
-BATCH_UPSERT_CHANGED = f"""
-INSERT INTO records AS r (namespace, domain, entity, key, value, version) {_BATCH_ROWS}
-ON CONFLICT (namespace, domain, entity, key) DO UPDATE
-SET value = EXCLUDED.value, version = r.version + 1, updated_at = now()
-WHERE r.value IS DISTINCT FROM EXCLUDED.value
-RETURNING key, version
-"""
-BATCH_INSERT = f"""
-INSERT INTO records (namespace, domain, entity, key, value, version) {_BATCH_ROWS}
-ON CONFLICT (namespace, domain, entity, key) DO NOTHING
-RETURNING key, version
-"""
+BATCH_UPSERT_CHANGED = (
+    f"INSERT {_INTO} {_BATCH_ROWS} {_BUMP} "
+    "WHERE r.value IS DISTINCT FROM EXCLUDED.value RETURNING key, version"
+)
+BATCH_INSERT = f"INSERT {_INTO} {_BATCH_ROWS} {_KEEP} RETURNING key, version"
 NAMESPACES = "SELECT namespace, count(*) FROM records GROUP BY 1 ORDER BY 1"
 DOMAINS = "SELECT domain, count(*) FROM records WHERE namespace = $1 GROUP BY 1 ORDER BY 1"
 ENTITIES = (
