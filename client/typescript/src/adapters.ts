@@ -3,6 +3,7 @@
 // Each table row names a domain, how its constructor arguments become an address (mapping.ts)
 // and the kinds (kinds.ts) that make up its methods, under backtest-kit's method names.
 
+import { InitOnce } from "./base.js";
 import { PersistdClient, type ClientOptions } from "./http.js";
 import {
   bucket,
@@ -46,7 +47,6 @@ export interface AdapterOptions extends ClientOptions {
 }
 
 interface Row {
-  domain: string;
   address: (...args: any[]) => { domain: string; entity: string; key?: string };
   methods: Record<string, Method>;
 }
@@ -55,53 +55,44 @@ interface Row {
 
 const TABLE: Record<DomainName, Row> = {
   Signal: {
-    domain: "signal",
     address: addressOf.signal,
     methods: document("readSignalData", "writeSignalData", (ctx, row) => restoreSignal(ctx, row)),
   },
-  Risk: { domain: "risk", address: addressOf.risk, methods: risk },
+  Risk: { address: addressOf.risk, methods: risk },
   Schedule: {
-    domain: "schedule",
     address: addressOf.schedule,
     methods: document("readScheduleData", "writeScheduleData", (ctx, row) => restoreSignal(ctx, row)),
   },
   Strategy: {
-    domain: "strategy",
     address: addressOf.strategy,
     methods: document("readStrategyData", "writeStrategyData", restoreStrategy),
   },
   Partial: {
-    domain: "partial",
     address: addressOf.partial,
     methods: keyedDocument("readPartialData", "writePartialData"),
   },
   Breakeven: {
-    domain: "breakeven",
     address: addressOf.breakeven,
     methods: keyedDocument("readBreakevenData", "writeBreakevenData"),
   },
-  Candle: { domain: "candle", address: addressOf.candle, methods: candles },
+  Candle: { address: addressOf.candle, methods: candles },
   Storage: {
-    domain: "storage",
     address: addressOf.storage,
     methods: collection("readStorageData", "writeStorageData", "upsert", "storage", (ctx, row) =>
       restoreSignal(ctx, row),
     ),
   },
   Notification: {
-    domain: "notification",
     address: addressOf.notification,
     methods: collection("readNotificationData", "writeNotificationData", "upsert", "notification", (ctx, row) =>
       restoreSignal(ctx, row, true),
     ),
   },
   Log: {
-    domain: "log",
     address: addressOf.log,
     methods: collection("readLogData", "writeLogData", "insert_if_absent", "log"),
   },
   Measure: {
-    domain: "measure",
     address: addressOf.measure,
     methods: bucket({
       read: "readMeasureData",
@@ -112,7 +103,6 @@ const TABLE: Record<DomainName, Row> = {
     }),
   },
   Interval: {
-    domain: "interval",
     address: addressOf.interval,
     methods: bucket({
       read: "readIntervalData",
@@ -123,7 +113,6 @@ const TABLE: Record<DomainName, Row> = {
     }),
   },
   Memory: {
-    domain: "memory",
     address: addressOf.memory,
     methods: {
       ...bucket({
@@ -138,17 +127,14 @@ const TABLE: Record<DomainName, Row> = {
     },
   },
   Recent: {
-    domain: "recent",
     address: addressOf.recent,
     methods: document("readRecentData", "writeRecentData", (ctx, row) => restoreSignal(ctx, row)),
   },
   State: {
-    domain: "state",
     address: addressOf.state,
     methods: { ...document("readStateData", "writeStateData"), ...dispose },
   },
   Session: {
-    domain: "session",
     address: addressOf.session,
     methods: { ...document("readSessionData", "writeSessionData"), ...dispose },
   },
@@ -160,17 +146,7 @@ const TABLE: Record<DomainName, Row> = {
  * retried by the next call instead of being cached.
  */
 function waitForInit(this: Instance, initial: boolean): Promise<void> {
-  if (!this._init) {
-    if (!initial) return Promise.resolve();
-    this._init = this.client.init(this.domain, this.entity, true).then(
-      () => undefined,
-      (error: unknown) => {
-        this._init = undefined;
-        throw error;
-      },
-    );
-  }
-  return this._init;
+  return this._init.wait(initial, () => this.client.init(this.domain, this.entity, true));
 }
 
 function makeClass(name: DomainName, row: Row, ctx: Context): new (...args: any[]) => object {
@@ -184,6 +160,7 @@ function makeClass(name: DomainName, row: Row, ctx: Context): new (...args: any[
       self.key = address.key;
       self.client = client;
       self.ctx = ctx;
+      self._init = new InitOnce();
       if (name === "Candle") {
         self.interval = args[1];
         stepMs(args[1]);
@@ -214,5 +191,5 @@ export function createAdapters(options: AdapterOptions = {}): PersistdAdapters {
 
 /** The persistd domain (the dump folder name) of each backtest-kit domain. */
 export const DOMAINS: Readonly<Record<DomainName, string>> = Object.fromEntries(
-  DOMAIN_NAMES.map((name) => [name, TABLE[name].domain]),
+  DOMAIN_NAMES.map((name) => [name, name.toLowerCase()]),
 ) as Record<DomainName, string>;

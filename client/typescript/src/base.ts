@@ -11,6 +11,26 @@ function sharedClient(): PersistdClient {
   return defaultClient;
 }
 
+/**
+ * The seed's `waitForInit(initial)` for one entity: the first initial call makes the one request
+ * (POST init); later calls share it, and a failed one is forgotten so the next call retries.
+ */
+export class InitOnce {
+  private pending: Promise<void> | undefined;
+
+  wait(initial: boolean, request: () => Promise<unknown>): Promise<void> {
+    if (!this.pending && !initial) return Promise.resolve();
+    this.pending ??= request().then(
+      () => undefined,
+      (error: unknown) => {
+        this.pending = undefined;
+        throw error;
+      },
+    );
+    return this.pending;
+  }
+}
+
 /** Entity ids as backtest-kit types them. */
 export type EntityId = string | number;
 
@@ -31,7 +51,7 @@ export class PersistBase<EntityName extends string = string, Entity = unknown> {
   readonly domain: string;
   readonly entity: string;
   private readonly client: PersistdClient;
-  private init: Promise<void> | undefined;
+  private readonly init = new InitOnce();
 
   constructor(
     readonly entityName: EntityName,
@@ -46,15 +66,7 @@ export class PersistBase<EntityName extends string = string, Entity = unknown> {
 
   /** The first call with `initial` checks the service (POST init); later calls are cached no-ops. */
   waitForInit(initial: boolean): Promise<void> {
-    if (!this.init && !initial) return Promise.resolve();
-    this.init ??= this.client.init(this.domain, this.entity, true).then(
-      () => undefined,
-      (error: unknown) => {
-        this.init = undefined;
-        throw error;
-      },
-    );
-    return this.init;
+    return this.init.wait(initial, () => this.client.init(this.domain, this.entity, true));
   }
 
   /** The stored value; throws `Entity <name>:<id> not found` when absent. */

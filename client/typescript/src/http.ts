@@ -304,60 +304,46 @@ export class PersistdClient {
   }
 
   /** One page of keys in byte order. */
-  async keysPage(
+  keysPage(
     domain: string,
     entity: string,
     cursor?: string | null,
     limit = MAX_BATCH,
   ): Promise<{ keys: string[]; next_cursor: string | null }> {
-    const query = new URLSearchParams({ limit: String(limit) });
-    if (cursor) query.set("cursor", cursor);
-    const res = await this.send({ method: "GET", path: `${this.entityPath(domain, entity)}/records?${query}` });
-    return JSON.parse(res.text) as { keys: string[]; next_cursor: string | null };
+    return this.listRecords(domain, entity, { limit: String(limit), ...(cursor ? { cursor } : {}) });
   }
 
   /** One page of records in key byte order. */
-  async itemsPage<T = unknown>(
+  itemsPage<T = unknown>(
     domain: string,
     entity: string,
     cursor?: string | null,
     limit = MAX_BATCH,
   ): Promise<{ items: Item<T>[]; next_cursor: string | null }> {
-    const query = new URLSearchParams({ limit: String(limit), values: "true" });
-    if (cursor) query.set("cursor", cursor);
-    const res = await this.send({ method: "GET", path: `${this.entityPath(domain, entity)}/records?${query}` });
-    return JSON.parse(res.text) as { items: Item<T>[]; next_cursor: string | null };
+    const query = { limit: String(limit), values: "true", ...(cursor ? { cursor } : {}) };
+    return this.listRecords(domain, entity, query);
   }
 
   /** Every key of an entity, page by page. */
   async *keys(domain: string, entity: string): AsyncGenerator<string> {
-    let cursor: string | null = null;
-    do {
-      const page = await this.keysPage(domain, entity, cursor);
-      yield* page.keys;
-      cursor = page.next_cursor;
-    } while (cursor);
+    for await (const page of pages((cursor) => this.keysPage(domain, entity, cursor))) yield* page.keys;
   }
 
   /** Every record of an entity, page by page. */
   async *items<T = unknown>(domain: string, entity: string): AsyncGenerator<Item<T>> {
-    let cursor: string | null = null;
-    do {
-      const page: { items: Item<T>[]; next_cursor: string | null } = await this.itemsPage<T>(
-        domain,
-        entity,
-        cursor,
-      );
-      yield* page.items;
-      cursor = page.next_cursor;
-    } while (cursor);
+    for await (const page of pages((cursor) => this.itemsPage<T>(domain, entity, cursor))) yield* page.items;
   }
 
   /** The `count` most recently written records, oldest first, in one request. */
   async newest<T = unknown>(domain: string, entity: string, count: number): Promise<Item<T>[]> {
-    const query = new URLSearchParams({ newest: String(count) });
-    const res = await this.send({ method: "GET", path: `${this.entityPath(domain, entity)}/records?${query}` });
-    return (JSON.parse(res.text) as { items: Item<T>[] }).items;
+    const page = await this.listRecords<{ items: Item<T>[] }>(domain, entity, { newest: String(count) });
+    return page.items;
+  }
+
+  /** GET the entity's records listing with this query, parsed. */
+  private async listRecords<T>(domain: string, entity: string, query: Record<string, string>): Promise<T> {
+    const path = `${this.entityPath(domain, entity)}/records?${new URLSearchParams(query)}`;
+    return JSON.parse((await this.send({ method: "GET", path })).text) as T;
   }
 
   /** Many records in one round trip (at most MAX_BATCH keys), in request order. */
@@ -438,6 +424,18 @@ export class PersistdClient {
       await sleep(delay);
     }
   }
+}
+
+/** Every page of a listing, following next_cursor from the first page to the last. */
+async function* pages<P extends { next_cursor: string | null }>(
+  fetchPage: (cursor: string | null) => Promise<P>,
+): AsyncGenerator<P> {
+  let cursor: string | null = null;
+  do {
+    const page: P = await fetchPage(cursor);
+    yield page;
+    cursor = page.next_cursor;
+  } while (cursor);
 }
 
 function etagVersion(res: Reply): number {

@@ -4,6 +4,7 @@
 // risk) and returns its methods under the names backtest-kit calls; adapters.ts assembles them.
 
 import type { AdapterOptions } from "./adapters.js";
+import type { InitOnce } from "./base.js";
 import { MAX_BATCH, type PersistdClient } from "./http.js";
 import type { CandleData, JsonObject } from "./types.js";
 
@@ -19,8 +20,8 @@ export interface Instance {
   readonly key: string;
   readonly client: PersistdClient;
   readonly ctx: Context;
-  /** Set once the entity was initialised (or initialisation is under way). */
-  _init?: Promise<void> | undefined;
+  /** The entity's one init request (waitForInit). */
+  readonly _init: InitOnce;
   // Kind-specific caches live on the instance too (see the kinds below).
   [extra: string]: unknown;
 }
