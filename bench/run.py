@@ -30,6 +30,7 @@ from bench.tools import (
     pgbench,
     populate,
     postgres_server,
+    server_version,
     sql,
     wrk,
 )
@@ -290,22 +291,7 @@ class Bench:
             if line.startswith("model name"):
                 cpu = line.split(":", 1)[1].strip()
                 break
-        version = "?"
-        try:
-            import asyncpg  # noqa: F401
-
-            from bench.tools import _sql  # noqa: F401
-
-            out = subprocess.run(
-                [sys.executable, "-c", "import asyncio, asyncpg, sys; "
-                 "print(asyncio.run(asyncpg.connect(sys.argv[1])).get_server_version())",
-                 server_url.replace("postgresql+asyncpg", "postgresql")],
-                capture_output=True, text=True, check=False,
-            )  # fmt: skip
-            found = out.stdout.strip()
-            version = found.split("major=")[1].split(",")[0] if "major=" in found else found
-        except OSError:
-            pass
+        version = server_version(server_url)
         knobs = ", ".join(f"{k}={v}" for k, v in self.knobs.items() if v)
         return (
             f"{cpu}, {os.cpu_count()} cores, {platform.system()} {platform.release()}, "

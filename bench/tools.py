@@ -6,7 +6,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -21,6 +20,7 @@ import asyncpg
 import httpx
 
 from app.db import asyncpg_dsn, migrate
+from app.embedded import free_port
 from app.protocol import IMPORT_STRING
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -39,13 +39,6 @@ class Result:
     count: int
     errors: int = 0
     rss_mb: float | None = None
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def require_tool(name: str, hint: str) -> str:
@@ -88,6 +81,19 @@ async def _sql(url: str, *statements: str) -> None:
 
 def sql(url: str, *statements: str) -> None:
     asyncio.run(_sql(url, *statements))
+
+
+def server_version(url: str) -> int:
+    """The PostgreSQL major version of the server at `url`."""
+
+    async def ask() -> int:
+        conn = await asyncpg.connect(asyncpg_dsn(url))
+        try:
+            return conn.get_server_version().major
+        finally:
+            await conn.close()
+
+    return asyncio.run(ask())
 
 
 def with_database(server_url: str, name: str) -> str:

@@ -1,9 +1,9 @@
 """Test support: a real PostgreSQL and a real persistd process over real HTTP."""
 
+import asyncio
 import os
 import secrets
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -15,18 +15,11 @@ import asyncpg
 import httpx
 
 from app.db import asyncpg_dsn, migrate
-from app.embedded import EmbeddedPostgres
+from app.embedded import EmbeddedPostgres, free_port
 from app.protocol import IMPORT_STRING
 
 ROOT = Path(__file__).resolve().parent.parent
 TEST_DATABASE_ENV = "PERSISTD_TEST_DATABASE_URL"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def _with_database(url: str, name: str) -> str:
@@ -34,27 +27,32 @@ def _with_database(url: str, name: str) -> str:
     return f"{base}/{name}"
 
 
-async def _admin(url: str, sql: str) -> None:
-    conn = await asyncpg.connect(asyncpg_dsn(url))
-    try:
-        await conn.execute(sql)
-    finally:
-        await conn.close()
+def execute(url: str, sql: str) -> None:
+    """Run one SQL statement (or several, without parameters) on the database at `url`."""
+
+    async def run() -> None:
+        conn = await asyncpg.connect(asyncpg_dsn(url))
+        try:
+            await conn.execute(sql)
+        finally:
+            await conn.close()
+
+    asyncio.run(run())
 
 
 @contextmanager
-def scratch_database(server_url: str) -> Iterator[str]:
-    """A fresh, migrated database on an existing server, dropped afterwards."""
-    import asyncio
-
+def scratch_database(server_url: str, revision: str | None = "head") -> Iterator[str]:
+    """A fresh database on an existing server, migrated to `revision` (None: left empty),
+    dropped afterwards."""
     name = f"persistd_test_{os.getpid()}_{secrets.token_hex(4)}"
-    asyncio.run(_admin(server_url, f'CREATE DATABASE "{name}"'))
+    execute(server_url, f'CREATE DATABASE "{name}"')
     url = _with_database(server_url, name)
     try:
-        migrate(url)
+        if revision is not None:
+            migrate(url, revision)
         yield url
     finally:
-        asyncio.run(_admin(server_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        execute(server_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @contextmanager

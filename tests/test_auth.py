@@ -22,12 +22,13 @@ from tests.support import ROOT, Service
 CACHE_TTL = 0.5
 
 
-def persistd(database_url: str, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "PERSISTD_DATABASE_URL": database_url}
+def persistd(
+    database_url: str, *args: str, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "app.cli", *args],
         cwd=ROOT,
-        env=env,
+        env={**os.environ, "PERSISTD_DATABASE_URL": database_url, **(env or {})},
         capture_output=True,
         text=True,
         timeout=60,
@@ -276,15 +277,8 @@ def test_auth_off_on_a_public_host_refuses_to_start() -> None:
 
 
 def test_serve_with_auth_off_on_a_public_host_exits_with_a_clear_error(database_url: str) -> None:
-    env = {**os.environ, "PERSISTD_DATABASE_URL": database_url, "PERSISTD_AUTH": "off"}
-    done = subprocess.run(
-        [sys.executable, "-m", "app.cli", "serve", "--host", "0.0.0.0", "--no-migrate"],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
+    done = persistd(
+        database_url, "serve", "--host", "0.0.0.0", "--no-migrate", env={"PERSISTD_AUTH": "off"}
     )
     assert done.returncode == 2
     assert "PERSISTD_AUTH=off is refused" in done.stderr

@@ -1,20 +1,8 @@
 """Database failures beyond an outage still answer with a problem, never a bare 500."""
 
-import asyncio
-
-import asyncpg
 import httpx
 
-from app.db import asyncpg_dsn
-from tests.support import Service, scratch_database
-
-
-async def _execute(url: str, sql: str) -> None:
-    conn = await asyncpg.connect(asyncpg_dsn(url))
-    try:
-        await conn.execute(sql)
-    finally:
-        await conn.close()
+from tests.support import Service, execute, scratch_database
 
 
 def test_read_only_database_answers_503_and_reads_still_work(database_url: str) -> None:
@@ -23,9 +11,7 @@ def test_read_only_database_answers_503_and_reads_still_work(database_url: str) 
         with Service(url) as svc, httpx.Client(base_url=svc.url) as client:
             record = "/v1/default/misc/e/records/k"
             assert client.put(record, json=1).status_code == 201
-            asyncio.run(
-                _execute(url, f'ALTER DATABASE "{name}" SET default_transaction_read_only = on')
-            )
+            execute(url, f'ALTER DATABASE "{name}" SET default_transaction_read_only = on')
         # New connections of a fresh process see the setting, as after a failover to a standby.
         with Service(url) as svc, httpx.Client(base_url=svc.url) as client:
             resp = client.put(record, json=2)
@@ -38,7 +24,7 @@ def test_read_only_database_answers_503_and_reads_still_work(database_url: str) 
 
 def test_unmigrated_database_answers_503_with_a_hint(database_url: str) -> None:
     with scratch_database(database_url) as url:
-        asyncio.run(_execute(url, "DROP TABLE records; DROP TABLE alembic_version"))
+        execute(url, "DROP TABLE records; DROP TABLE alembic_version")
         with Service(url, ready_path="/healthz") as svc, httpx.Client(base_url=svc.url) as client:
             resp = client.get("/v1/default/misc/e/records/k")
             assert resp.status_code == 503

@@ -4,11 +4,9 @@ There is no Docker engine in CI, so the image's own commands (pip install, `pers
 the serve command, the healthcheck) run here from a clean virtual environment instead.
 """
 
-import asyncio
 import json
 import os
 import re
-import secrets
 import shlex
 import shutil
 import signal
@@ -19,13 +17,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 import httpx
 import pytest
 import yaml
 
-from app.db import asyncpg_dsn
-from tests.support import ROOT, free_port
+from tests.support import ROOT, free_port, scratch_database
 
 DOCKERFILE = ROOT / "Dockerfile"
 COMPOSE = ROOT / "docker-compose.yml"
@@ -175,21 +171,8 @@ def test_dockerignore_sends_only_what_the_image_needs() -> None:
 @pytest.fixture
 def fresh_database(database_url: str) -> Iterator[str]:
     """An empty database (no migrations yet), dropped afterwards."""
-    base = asyncpg_dsn(database_url).rpartition("/")[0]
-    name = f"persistd_deploy_{os.getpid()}_{secrets.token_hex(3)}"
-
-    async def admin(sql: str) -> None:
-        conn = await asyncpg.connect(f"{base}/postgres")
-        try:
-            await conn.execute(sql)
-        finally:
-            await conn.close()
-
-    asyncio.run(admin(f'CREATE DATABASE "{name}"'))
-    try:
-        yield f"{base}/{name}"
-    finally:
-        asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    with scratch_database(database_url, revision=None) as url:
+        yield url
 
 
 def test_image_commands_run_from_a_clean_virtualenv(tmp_path: Path, fresh_database: str) -> None:

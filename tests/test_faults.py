@@ -192,12 +192,9 @@ def own_postgres() -> Iterator[object]:
 
 
 def test_database_restart_under_write_load_answers_503_fast_and_loses_no_ack(
-    own_postgres: object, ns: str, monkeypatch: pytest.MonkeyPatch
+    own_postgres: object, ns: str
 ) -> None:
-    import app.embedded
-
     server = own_postgres
-    port = server.port
     deadline = time.monotonic() + 60
     with scratch_database(server.url) as url, Service(url, env=FAULT_ENV) as svc:
         load = Load(lambda: svc.url, ns).start()
@@ -208,7 +205,6 @@ def test_database_restart_under_write_load_answers_503_fast_and_loses_no_ack(
             server.stop("immediate")
             down = time.monotonic()
             time.sleep(3.0)
-            monkeypatch.setattr(app.embedded, "_free_port", lambda: port)
             server.start()
             up = time.monotonic()
             while load.acked_after(up) < 20 and time.monotonic() < up + 15:

@@ -1,19 +1,15 @@
 """Metrics, request ids, structured logs, and readiness that follows the database."""
 
-import asyncio
 import json
-import os
-import secrets
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import asyncpg
 import httpx
 import pytest
 
-from app.db import asyncpg_dsn, migrate
-from tests.support import Service, embedded_server
+from app.db import migrate
+from tests.support import Service, embedded_server, scratch_database
 
 
 def sample(metrics: str, name: str, **labels: str) -> float:
@@ -138,25 +134,12 @@ def test_readyz_is_503_while_the_database_is_down(tmp_path: Path) -> None:
 
 
 def test_readyz_is_503_while_migrations_are_behind(database_url: str) -> None:
-    base, _, _ = asyncpg_dsn(database_url).rpartition("/")
-    name = f"persistd_behind_{os.getpid()}_{secrets.token_hex(3)}"
-
-    async def admin(sql: str) -> None:
-        conn = await asyncpg.connect(f"{base}/postgres")
-        try:
-            await conn.execute(sql)
-        finally:
-            await conn.close()
-
-    asyncio.run(admin(f'CREATE DATABASE "{name}"'))
-    url = f"{base}/{name}"
-    try:
-        migrate(url, "0001")
-        with Service(url, ready_path="/healthz") as svc:
-            r = httpx.get(svc.url + "/readyz")
-            assert r.status_code == 503
-            assert "persistd migrate" in r.json()["detail"]
-            migrate(url)
-            assert wait_status(svc.url + "/readyz", 200).status_code == 200
-    finally:
-        asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    with (
+        scratch_database(database_url, revision="0001") as url,
+        Service(url, ready_path="/healthz") as svc,
+    ):
+        r = httpx.get(svc.url + "/readyz")
+        assert r.status_code == 503
+        assert "persistd migrate" in r.json()["detail"]
+        migrate(url)
+        assert wait_status(svc.url + "/readyz", 200).status_code == 200

@@ -2,6 +2,7 @@
 local batch = tonumber(os.getenv("BENCH_BATCH") or "100")
 local counter = 0
 local prefix = "x"
+local entity = os.getenv("BENCH_ENTITY") or "batch"
 
 function setup(thread)
   thread:set("tid", tostring(math.random(1, 1e9)))
@@ -18,6 +19,6 @@ request = function()
     items[i] = '{"key":"' .. prefix .. "-" .. counter ..
       '","value":{"position":"long","priceOpen":42000.5,"note":"bench"}}'
   end
-  return wrk.format("POST", "/v1/bench/misc/batch/batch-put",
+  return wrk.format("POST", "/v1/bench/misc/" .. entity .. "/batch-put",
     {["Content-Type"] = "application/json"}, '{"items":[' .. table.concat(items, ",") .. ']}')
 end
