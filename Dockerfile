@@ -1,5 +1,5 @@
 # persistd: the HTTP service. Build: docker build -t persistd .
-# The app runs from its source folder because migrations/ lives beside app/ (app/db.py).
+# The package persistd (source in app/, migrations in migrations/) is installed editable for now.
 
 FROM python:3.11-slim AS build
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1
@@ -27,4 +27,4 @@ USER 10001
 EXPOSE 8000
 HEALTHCHECK --interval=10s --timeout=5s --start-period=15s --retries=3 \
     CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:%s/healthz' % os.environ.get('PERSISTD_PORT', '8000'), timeout=3)"]
-CMD ["sh", "-c", "exec uvicorn app.main:create_app --factory --host \"$PERSISTD_HOST\" --port \"$PERSISTD_PORT\" --workers \"$PERSISTD_WORKERS\" --timeout-graceful-shutdown \"$PERSISTD_GRACEFUL_TIMEOUT\" --http app.protocol:HttpProtocol --proxy-headers --no-access-log"]
+CMD ["sh", "-c", "exec uvicorn persistd.main:create_app --factory --host \"$PERSISTD_HOST\" --port \"$PERSISTD_PORT\" --workers \"$PERSISTD_WORKERS\" --timeout-graceful-shutdown \"$PERSISTD_GRACEFUL_TIMEOUT\" --http persistd.protocol:HttpProtocol --proxy-headers --no-access-log"]

@@ -12,9 +12,9 @@ from typing import Literal
 
 from starlette.requests import Request
 
-from app.errors import Forbidden, Unauthorized
-from app.names import ascii_int
-from app.store import Store
+from .errors import Forbidden, Unauthorized
+from .names import ascii_int
+from .store import Store
 
 Scope = Literal["read", "write", "admin"]
 SCOPES: tuple[Scope, ...] = ("read", "write", "admin")

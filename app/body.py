@@ -6,8 +6,8 @@ from typing import Any
 import orjson
 from starlette.requests import Request
 
-from app.errors import InvalidJson, InvalidRequest, PayloadTooLarge, UnsupportedMediaType
-from app.names import ascii_int
+from .errors import InvalidJson, InvalidRequest, PayloadTooLarge, UnsupportedMediaType
+from .names import ascii_int
 
 # Past this many bytes an oversized body is no longer drained; the connection is dropped instead.
 _DRAIN_LIMIT = 64 * 1024 * 1024

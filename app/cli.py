@@ -11,11 +11,11 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TypeVar
 
-from app import auth
-from app.config import Settings, get_settings
-from app.db import asyncpg_dsn, migrate
-from app.errors import AppError
-from app.store import Store
+from . import auth
+from .config import Settings, get_settings
+from .db import asyncpg_dsn, migrate
+from .errors import AppError
+from .store import Store
 
 log = logging.getLogger("persistd")
 T = TypeVar("T")
@@ -31,7 +31,7 @@ def database(settings: Settings, owner: bool = False) -> Iterator[str]:
     if settings.database_url:
         yield settings.database_url
         return
-    from app.embedded import EmbeddedPostgres
+    from .embedded import EmbeddedPostgres
 
     server = EmbeddedPostgres(settings.data_dir)
     url = server.start()
@@ -58,7 +58,7 @@ def _exit_cleanly(signum: int, frame: object) -> None:
 def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from app.protocol import IMPORT_STRING
+    from .protocol import IMPORT_STRING
 
     settings = _settings(args)
     try:
@@ -79,7 +79,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         os.environ["PERSISTD_HOST"] = settings.host
         get_settings.cache_clear()
         uvicorn.run(
-            "app.main:create_app",
+            "persistd.main:create_app",
             factory=True,
             host=settings.host,
             port=settings.port,
@@ -155,7 +155,7 @@ def cmd_token(args: argparse.Namespace) -> int:
 
 
 def cmd_dump(args: argparse.Namespace) -> int:
-    from app import dump
+    from . import dump
 
     settings = _settings(args)
 

@@ -1,12 +1,13 @@
 """Database layer: connection URLs and Alembic migrations (cold paths, outside the event loop)."""
 
-from pathlib import Path
+from importlib.resources import files
 
 from alembic import command
 from alembic.config import Config
 from alembic.script import ScriptDirectory
 
-MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
+# Shipped inside the package (persistd.migrations), so an installed wheel finds them too.
+MIGRATIONS_DIR = str(files("persistd.migrations"))
 
 
 def asyncpg_dsn(url: str) -> str:
@@ -25,7 +26,7 @@ def sqlalchemy_url(url: str) -> str:
 def alembic_config(url: str | None = None) -> Config:
     """An Alembic config pointing at migrations/, independent of the working directory."""
     cfg = Config()
-    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+    cfg.set_main_option("script_location", MIGRATIONS_DIR)
     if url is not None:
         cfg.set_main_option("sqlalchemy.url", sqlalchemy_url(url).replace("%", "%%"))
     return cfg

@@ -16,10 +16,10 @@ from pathlib import Path
 
 import orjson
 
-from app.errors import AppError
-from app.names import check_name, check_slug
-from app.shapes import check_value
-from app.store import Collection, Store
+from .errors import AppError
+from .names import check_name, check_slug
+from .shapes import check_value
+from .store import Collection, Store
 
 # Domains whose files sit directly under the dump root rather than under data/.
 TOP_LEVEL_DOMAINS = frozenset({"memory", "state", "session"})

@@ -7,8 +7,8 @@ from starlette.requests import Request
 from starlette.routing import BaseRoute
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from app.api.records import RECORD
-from app.errors import AppError, render
+from .api.records import RECORD
+from .errors import AppError, render
 
 
 class RecordRoutes:

@@ -6,23 +6,23 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from app import __version__
-from app.api import records, router
-from app.auth import Authenticator, auth_required
-from app.config import Settings, get_settings
-from app.db import asyncpg_dsn, head_revisions
-from app.docs import install_docs
-from app.errors import InvalidName, install_handlers, render
-from app.fast import RecordRoutes
-from app.names import NAME_RULE
-from app.observability import Metrics, ObservabilityMiddleware, configure_logging, metrics_endpoint
-from app.store import Store
+from . import __version__
+from .api import records, router
+from .auth import Authenticator, auth_required
+from .config import Settings, get_settings
+from .db import asyncpg_dsn, head_revisions
+from .docs import install_docs
+from .errors import InvalidName, install_handlers, render
+from .fast import RecordRoutes
+from .names import NAME_RULE
+from .observability import Metrics, ObservabilityMiddleware, configure_logging, metrics_endpoint
+from .store import Store
 
 
 class RawPathMiddleware:
     """Route /v1 on the raw (still percent-encoded) path so an encoded '/' stays in its segment.
 
-    The routes then decode each segment themselves (app.names.decode_segment).
+    The routes then decode each segment themselves (persistd.names.decode_segment).
     """
 
     def __init__(self, app: ASGIApp) -> None:

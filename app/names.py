@@ -5,7 +5,7 @@ import re
 import unicodedata
 from urllib.parse import unquote_to_bytes
 
-from app.errors import InvalidName
+from .errors import InvalidName
 
 MAX_NAME_BYTES = 512
 _SLUG = re.compile(r"[a-z0-9][a-z0-9_.-]{0,62}")

@@ -24,7 +24,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.errors import PROBLEM_MEDIA_TYPE
+from .errors import PROBLEM_MEDIA_TYPE
 
 log = logging.getLogger("persistd.access")
 

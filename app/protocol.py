@@ -2,10 +2,10 @@
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-from app.errors import PROBLEM_MEDIA_TYPE, problem_body
+from .errors import PROBLEM_MEDIA_TYPE, problem_body
 
 # `persistd serve`, the container image and the tests all run uvicorn with `--http` set to this.
-IMPORT_STRING = "app.protocol:HttpProtocol"
+IMPORT_STRING = "persistd.protocol:HttpProtocol"
 
 
 class HttpProtocol(HttpToolsProtocol):

@@ -3,7 +3,7 @@
 from collections.abc import Callable
 from typing import Any
 
-from app.errors import InvalidValue
+from .errors import InvalidValue
 
 _NUMBER = (int, float)
 

@@ -19,9 +19,9 @@ from pathlib import Path
 import asyncpg
 import httpx
 
-from app.db import asyncpg_dsn, migrate
-from app.embedded import free_port
-from app.protocol import IMPORT_STRING
+from persistd.db import asyncpg_dsn, migrate
+from persistd.embedded import free_port
+from persistd.protocol import IMPORT_STRING
 
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPTS = Path(__file__).resolve().parent / "scripts"
@@ -57,7 +57,7 @@ def postgres_server(url: str | None, work: Path) -> Iterator[tuple[str, str]]:
     if url:
         yield url, require_tool("pgbench", "apt-get install postgresql-contrib")
         return
-    from app.embedded import EmbeddedPostgres
+    from persistd.embedded import EmbeddedPostgres
 
     server = EmbeddedPostgres(work / "pg")
     server.start()
@@ -150,7 +150,7 @@ class Service:
     def start(self) -> "Service":
         http = self.knobs.get("http", "persistd")
         cmd = [
-            sys.executable, "-m", "uvicorn", "app.main:create_app", "--factory",
+            sys.executable, "-m", "uvicorn", "persistd.main:create_app", "--factory",
             "--host", "127.0.0.1", "--port", str(self.port),
             "--workers", self.knobs.get("workers", "1"),
             "--http", IMPORT_STRING if http == "persistd" else http,

@@ -7,15 +7,15 @@ from sqlalchemy import text
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from app.db import sqlalchemy_url
-from app.models import metadata
+from persistd.db import sqlalchemy_url
+from persistd.models import metadata
 
 
 def _url() -> str:
     cfg = context.config
     if cfg.file_config.has_option(cfg.config_ini_section, "sqlalchemy.url"):
         return str(cfg.get_main_option("sqlalchemy.url"))
-    from app.config import get_settings
+    from persistd.config import get_settings
 
     configured = get_settings().database_url
     if not configured:

@@ -14,9 +14,9 @@ from pathlib import Path
 import asyncpg
 import httpx
 
-from app.db import asyncpg_dsn, migrate
-from app.embedded import EmbeddedPostgres, free_port
-from app.protocol import IMPORT_STRING
+from persistd.db import asyncpg_dsn, migrate
+from persistd.embedded import EmbeddedPostgres, free_port
+from persistd.protocol import IMPORT_STRING
 
 ROOT = Path(__file__).resolve().parent.parent
 TEST_DATABASE_ENV = "PERSISTD_TEST_DATABASE_URL"
@@ -121,7 +121,7 @@ class Service:
 
     def start(self, timeout: float = 30.0) -> "Service":
         cmd = [
-            sys.executable, "-m", "uvicorn", "app.main:create_app", "--factory",
+            sys.executable, "-m", "uvicorn", "persistd.main:create_app", "--factory",
             "--host", "127.0.0.1", "--port", str(self.port), "--workers", str(self.workers),
             "--http", IMPORT_STRING, "--log-level", "warning",
         ]  # fmt: skip

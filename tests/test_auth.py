@@ -12,11 +12,11 @@ from pathlib import Path
 import httpx
 import pytest
 
-from app.auth import auth_required, create_token
-from app.config import Settings
-from app.db import asyncpg_dsn
-from app.main import create_app
-from app.store import Store
+from persistd.auth import auth_required, create_token
+from persistd.config import Settings
+from persistd.db import asyncpg_dsn
+from persistd.main import create_app
+from persistd.store import Store
 from tests.support import ROOT, Service
 
 CACHE_TTL = 0.5
@@ -26,7 +26,7 @@ def persistd(
     database_url: str, *args: str, env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "app.cli", *args],
+        [sys.executable, "-m", "persistd.cli", *args],
         cwd=ROOT,
         env={**os.environ, "PERSISTD_DATABASE_URL": database_url, **(env or {})},
         capture_output=True,

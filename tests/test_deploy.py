@@ -89,7 +89,7 @@ def test_image_is_multi_stage_slim_and_runs_as_a_user() -> None:
     assert users and users[-1] not in ("root", "0")
     assert any(word == "HEALTHCHECK" and "/healthz" in args for word, args in final)
     cmd = next(args for word, args in final if word == "CMD")
-    assert "app.main:create_app --factory" in " ".join(exec_form(cmd))
+    assert "persistd.main:create_app --factory" in " ".join(exec_form(cmd))
     assert "$PERSISTD_WORKERS" in cmd
 
 

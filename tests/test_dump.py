@@ -37,7 +37,11 @@ BAD = {
 def persistd(*args: str, database_url: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "PERSISTD_DATABASE_URL": database_url}
     return subprocess.run(
-        [sys.executable, "-m", "app.cli", *args], cwd=ROOT, env=env, capture_output=True, text=True
+        [sys.executable, "-m", "persistd.cli", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
     )
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from app.db import head_revisions, migrate
+from persistd.db import head_revisions, migrate
 from tests.support import ROOT, Service, embedded_server, free_port
 
 pytestmark = pytest.mark.embedded
@@ -68,7 +68,7 @@ def served(tmp_path: Path) -> Iterator[tuple[Path, int]]:
     data_dir, port = tmp_path / "data", free_port()
     yield data_dir, port
     if _postgres_running(data_dir):  # a failed test must not leave a server behind
-        from app.embedded import EmbeddedPostgres
+        from persistd.embedded import EmbeddedPostgres
 
         EmbeddedPostgres(data_dir).stop("immediate")
 
@@ -137,7 +137,7 @@ def test_migrations_downgrade_and_upgrade_cleanly(tmp_path: Path) -> None:
         migrate(db_url)
         from alembic import command
 
-        from app.db import alembic_config
+        from persistd.db import alembic_config
 
         command.downgrade(alembic_config(db_url), "base")
         migrate(db_url)

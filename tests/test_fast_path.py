@@ -7,9 +7,9 @@ from typing import Any
 import httpx
 from fastapi import FastAPI
 
-from app.config import Settings
-from app.fast import RecordRoutes
-from app.main import create_app
+from persistd.config import Settings
+from persistd.fast import RecordRoutes
+from persistd.main import create_app
 
 SIGNAL = b'{"id":"s1","position":"long","priceOpen":1,"priceTakeProfit":2,"priceStopLoss":0.5}'
 JSON = {"Content-Type": "application/json"}

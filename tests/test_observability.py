@@ -8,7 +8,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from app.db import migrate
+from persistd.db import migrate
 from tests.support import Service, embedded_server, scratch_database
 
 

@@ -8,7 +8,7 @@ import time
 import asyncpg
 import httpx
 
-from app.db import asyncpg_dsn
+from persistd.db import asyncpg_dsn
 from tests.support import Service
 
 

@@ -2,7 +2,7 @@
 
 from fastapi import APIRouter
 
-from app.api import collections, inspection, records
+from . import collections, inspection, records
 
 router = APIRouter()
 for part in (records, collections, inspection):

@@ -6,8 +6,12 @@ import orjson
 from fastapi import APIRouter, Query, Request
 from starlette.responses import Response
 
-from app import body
-from app.api.common import (
+from .. import body
+from ..auth import require
+from ..errors import InvalidRequest, PayloadTooLarge
+from ..names import check_name
+from ..shapes import check_value
+from .common import (
     ENTITY,
     Domain,
     Entity,
@@ -21,7 +25,7 @@ from app.api.common import (
     store_of,
     validated,
 )
-from app.api.schemas import (
+from .schemas import (
     BatchGetOut,
     BatchGetRequest,
     BatchPutOut,
@@ -32,10 +36,6 @@ from app.api.schemas import (
     errors_doc,
     request_schema,
 )
-from app.auth import require
-from app.errors import InvalidRequest, PayloadTooLarge
-from app.names import check_name
-from app.shapes import check_value
 
 router = APIRouter()
 

@@ -10,11 +10,11 @@ from fastapi import Path, Request
 from pydantic import BaseModel, ValidationError
 from starlette.responses import Response
 
-from app.api.schemas import JSON
-from app.config import Settings
-from app.errors import InvalidName, InvalidRequest, Unavailable, describe
-from app.names import ascii_int, check_name, check_slug, decode_segment
-from app.store import ANY_VERSION, Address, Collection, Item, Meta, Store
+from ..config import Settings
+from ..errors import InvalidName, InvalidRequest, Unavailable, describe
+from ..names import ascii_int, check_name, check_slug, decode_segment
+from ..store import ANY_VERSION, Address, Collection, Item, Meta, Store
+from .schemas import JSON
 
 Namespace = Annotated[str, Path(description="namespace: one bot, account or deployment")]
 Domain = Annotated[str, Path(description="domain: signal, risk, schedule, partial, ...")]

@@ -3,11 +3,11 @@
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
-from app.api.common import Domain, Namespace, json_response, store_of
-from app.api.schemas import Listing, errors_doc
-from app.auth import require, visible
-from app.errors import Unavailable
-from app.names import check_slug
+from ..auth import require, visible
+from ..errors import Unavailable
+from ..names import check_slug
+from .common import Domain, Namespace, json_response, store_of
+from .schemas import Listing, errors_doc
 
 router = APIRouter()
 

@@ -3,8 +3,11 @@
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
-from app import body
-from app.api.common import (
+from .. import body
+from ..auth import require
+from ..errors import InvalidRequest
+from ..shapes import check_value
+from .common import (
     ENTITY,
     Domain,
     Entity,
@@ -18,10 +21,7 @@ from app.api.common import (
     settings_of,
     store_of,
 )
-from app.api.schemas import JSON, VersionOut, errors_doc
-from app.auth import require
-from app.errors import InvalidRequest
-from app.shapes import check_value
+from .schemas import JSON, VersionOut, errors_doc
 
 router = APIRouter()
 

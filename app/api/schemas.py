@@ -4,7 +4,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from app.errors import PROBLEM_MEDIA_TYPE
+from ..errors import PROBLEM_MEDIA_TYPE
 
 JSON = "application/json"
 

@@ -9,8 +9,8 @@ from typing import Any
 
 import asyncpg
 
-from app.errors import InvalidJson, InvalidValue, NotFound, Unavailable, VersionMismatch
-from app.store import sql
+from ..errors import InvalidJson, InvalidValue, NotFound, Unavailable, VersionMismatch
+from . import sql
 
 ANY_VERSION = -1  # If-Match: * (the record must exist, any version)
 CLOSE_GRACE = 10.0  # seconds the pool waits for queries in flight when the service stops

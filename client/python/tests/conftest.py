@@ -3,6 +3,7 @@
 from collections.abc import Iterator
 
 import pytest
+
 from persistd_client import PersistClient, RetryPolicy
 
 

@@ -11,6 +11,7 @@ from typing import Any, ClassVar, TypeVar
 
 import httpx
 import pytest
+
 from persistd_client import (
     NO_RETRY,
     AsyncPersistClient,
@@ -29,7 +30,6 @@ from persistd_client.adapters import (
     close_shared_client,
     domain_of,
 )
-
 from tests.support import free_port
 
 T = TypeVar("T")

@@ -5,6 +5,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 import pytest
+
 from persistd_client import (
     AsyncPersistClient,
     InvalidName,

@@ -5,6 +5,7 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
+
 from persistd_client import (
     NO_RETRY,
     ConnectionFailed,
@@ -19,7 +20,6 @@ from persistd_client import (
     VersionMismatch,
 )
 from persistd_client.errors import error_from_response
-
 from tests.support import Service, free_port
 
 SMALL_VALUE_BYTES = 64

@@ -8,6 +8,7 @@ from typing import Any
 
 import httpx
 import pytest
+
 from persistd_client import (
     NO_RETRY,
     AsyncPersistClient,

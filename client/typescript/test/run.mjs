@@ -1,7 +1,7 @@
 // Test runner: one real persistd for the whole run, then `node --test` over the test files.
 //
 // With PERSISTD_URL set, the tests use that service (the Python suite passes the one it
-// started). Otherwise this starts one: `python -m uvicorn app.main:create_app --factory` from
+// started). Otherwise this starts one: `python -m uvicorn persistd.main:create_app --factory` from
 // the repository root on a free port, over PERSISTD_DATABASE_URL if set, else over a scratch
 // database created (and dropped afterwards) on PERSISTD_TEST_DATABASE_URL's server (default
 // postgresql://postgres@127.0.0.1:5432). Arguments select test folders: `test`, `e2e` (default both).
@@ -73,7 +73,7 @@ async function startService() {
     dropDatabase = () => pg("dropdb", server, ["--force", name]);
   }
   const env = { ...process.env, PERSISTD_DATABASE_URL: databaseUrl, PERSISTD_LOG_LEVEL: "warning" };
-  const migrate = spawnSync(python(), ["-c", "import sys; from app.cli import main; sys.exit(main(['migrate']))"], {
+  const migrate = spawnSync(python(), ["-c", "import sys; from persistd.cli import main; sys.exit(main(['migrate']))"], {
     cwd: root,
     env,
     stdio: "inherit",
@@ -83,7 +83,7 @@ async function startService() {
   const url = `http://127.0.0.1:${port}`;
   const proc = spawn(
     python(),
-    ["-m", "uvicorn", "app.main:create_app", "--factory", "--host", "127.0.0.1", "--port", String(port), "--log-level", "warning"],
+    ["-m", "uvicorn", "persistd.main:create_app", "--factory", "--host", "127.0.0.1", "--port", String(port), "--log-level", "warning"],
     { cwd: root, env, stdio: ["ignore", "ignore", "inherit"] },
   );
   await waitReady(url, proc);
