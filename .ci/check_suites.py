@@ -22,6 +22,7 @@ REQUIRED = [
     "tests.test_bench_smoke",
     "tests.test_fast_path",
     "tests.test_wheel",
+    "tests.test_packaging",
     "client.python.tests",
 ]
 

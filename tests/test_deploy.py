@@ -79,6 +79,15 @@ def test_dockerfile_passes_hadolint() -> None:
     assert done.returncode == 0, done.stdout + done.stderr
 
 
+def test_the_final_image_gets_the_installed_venv_and_no_source() -> None:
+    copies = [args for word, args in final_stage() if word == "COPY"]
+    assert copies == ["--from=build /opt/venv /opt/venv"]
+    build = instructions()[: [w for w, _ in instructions()].index("FROM", 1)]
+    install = " ".join(args for word, args in build if word == "RUN")
+    assert "-e " not in install and "--editable" not in install
+    assert "-c constraints.txt /wheels/persistd-" in install
+
+
 def test_image_is_multi_stage_slim_and_runs_as_a_user() -> None:
     found = instructions()
     froms = [args for word, args in found if word == "FROM"]
@@ -90,6 +99,7 @@ def test_image_is_multi_stage_slim_and_runs_as_a_user() -> None:
     assert any(word == "HEALTHCHECK" and "/healthz" in args for word, args in final)
     cmd = next(args for word, args in final if word == "CMD")
     assert "persistd.main:create_app --factory" in " ".join(exec_form(cmd))
+    assert "--http persistd.protocol:HttpProtocol" in " ".join(exec_form(cmd))
     assert "$PERSISTD_WORKERS" in cmd
 
 
@@ -176,9 +186,13 @@ def fresh_database(database_url: str) -> Iterator[str]:
 
 
 def test_image_commands_run_from_a_clean_virtualenv(tmp_path: Path, fresh_database: str) -> None:
+    """The build stage's own RUN lines (wheel, venv, pinned install) with /opt/venv and /wheels
+    moved into tmp_path; then the source copy is deleted, as the final image does not have it."""
     build = instructions()[: [w for w, _ in instructions()].index("FROM", 1)]
-    srv, venv = tmp_path / "srv", tmp_path / "venv"
+    srv, venv, wheels = tmp_path / "srv", tmp_path / "venv", tmp_path / "wheels"
+    home = tmp_path / "home"  # the working directory of the final stage's commands
     srv.mkdir()
+    home.mkdir()
     for word, args in build:  # COPY exactly what the build stage copies
         if word == "COPY":
             *sources, _ = args.split()
@@ -188,18 +202,32 @@ def test_image_commands_run_from_a_clean_virtualenv(tmp_path: Path, fresh_databa
                     shutil.copytree(src, srv / source, ignore=shutil.ignore_patterns("__pycache__"))
                 else:
                     shutil.copy2(src, srv / source)
-    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
     base_env = {
-        "PATH": f"{venv / 'bin'}:/usr/local/bin:/usr/bin:/bin",
+        # `python` of the build stage: this interpreter (it only builds a wheel and a venv).
+        "PATH": f"{Path(sys.executable).parent}:/usr/local/bin:/usr/bin:/bin",
         "HOME": str(tmp_path),
         "PIP_DISABLE_PIP_VERSION_CHECK": "1",
     }
-    pip_install = next(a for w, a in build if w == "RUN" and "pip install" in a)
-    command = shlex.split(pip_install.replace("/opt/venv", str(venv)))
-    done = subprocess.run(
-        command, cwd=srv, env=base_env, capture_output=True, text=True, timeout=300, check=False
-    )
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    for word, args in build:
+        if word == "RUN":
+            command = args.replace("/opt/venv", str(venv)).replace("/wheels", str(wheels))
+            done = subprocess.run(
+                ["sh", "-c", command],
+                cwd=srv,
+                env=base_env,
+                capture_output=True,
+                text=True,
+                timeout=300,
+                check=False,
+            )
+            assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert [p.name.split("-")[0] for p in wheels.iterdir()] == ["persistd"]
+    shutil.rmtree(srv)
+    installed = subprocess.run(
+        [str(venv / "bin" / "python"), "-c", "import persistd; print(persistd.__file__)"],
+        cwd=home, capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    assert Path(installed.stdout.strip()).is_relative_to(venv), installed.stdout
 
     port = free_port()
     env = {
@@ -217,7 +245,7 @@ def test_image_commands_run_from_a_clean_virtualenv(tmp_path: Path, fresh_databa
 
     def run(args: list[str]) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            args, cwd=srv, env=env, capture_output=True, text=True, timeout=120, check=False
+            args, cwd=home, env=env, capture_output=True, text=True, timeout=120, check=False
         )
 
     compose = yaml.safe_load(COMPOSE.read_text())
@@ -229,7 +257,7 @@ def test_image_commands_run_from_a_clean_virtualenv(tmp_path: Path, fresh_databa
 
     final = final_stage()
     serve = exec_form(next(a for w, a in final if w == "CMD"))
-    server = subprocess.Popen(serve, cwd=srv, env=env, start_new_session=False)
+    server = subprocess.Popen(serve, cwd=home, env=env, start_new_session=False)
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 60
