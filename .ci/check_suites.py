@@ -23,6 +23,7 @@ REQUIRED = [
     "tests.test_fast_path",
     "tests.test_wheel",
     "tests.test_packaging",
+    "tests.test_npm_pack",
     "client.python.tests",
 ]
 

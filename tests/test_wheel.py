@@ -17,7 +17,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.support import ROOT, free_port, scratch_database
+from persistd.embedded import free_port
+from tests.support import ROOT, scratch_database
 
 CONSTRAINTS = ROOT / "constraints.txt"
 
@@ -49,7 +50,7 @@ class Venv:
     def bin(self) -> Path:
         return self.root / "bin"
 
-    def env(self, **extra: str) -> dict[str, str]:
+    def env(self, extra: dict[str, str] | None = None) -> dict[str, str]:
         # Nothing of the test process's environment that could reach the checkout or a database.
         base = {
             "PATH": f"{self.bin}:/usr/local/bin:/usr/bin:/bin",
@@ -57,15 +58,15 @@ class Venv:
             "PIP_DISABLE_PIP_VERSION_CHECK": "1",
             "PERSISTD_LOG_LEVEL": "warning",
         }
-        return {**base, **extra}
+        return {**base, **(extra or {})}
 
     def run(
-        self, args: list[str], timeout: float = 120, **env: str
+        self, args: list[str], env: dict[str, str] | None = None, timeout: float = 120
     ) -> subprocess.CompletedProcess[str]:
         done = subprocess.run(
             args,
             cwd=self.home,
-            env=self.env(**env),
+            env=self.env(env),
             capture_output=True,
             text=True,
             timeout=timeout,
@@ -134,13 +135,13 @@ def test_the_installed_packages_come_from_the_venv_not_the_checkout(venv: Venv) 
 
 
 @contextmanager
-def serving(venv: Venv, args: list[str], **env: str) -> Iterator[str]:
+def serving(venv: Venv, args: list[str], env: dict[str, str] | None = None) -> Iterator[str]:
     """`persistd serve` from the venv, until /readyz answers; SIGTERM afterwards, a clean exit."""
     port = free_port()
     process = subprocess.Popen(
         [str(venv.bin / "persistd"), "serve", "--port", str(port), *args],
         cwd=venv.home,
-        env=venv.env(**env),
+        env=venv.env(env),
     )
     url = f"http://127.0.0.1:{port}"
     try:
@@ -192,12 +193,12 @@ def test_installed_wheel_migrates_checks_serves_and_round_trips(
     venv: Venv, fresh_database: str
 ) -> None:
     db = {"PERSISTD_DATABASE_URL": fresh_database}
-    migrated = venv.run([str(venv.bin / "persistd"), "migrate"], **db)
+    migrated = venv.run([str(venv.bin / "persistd"), "migrate"], db)
     assert "migrated to head" in migrated.stdout
     # alembic check: the shipped migrations and the shipped models agree on this database.
     checked = venv.run([str(venv.bin / "python"), "-c", ALEMBIC_CHECK, fresh_database])
     assert "No new upgrade operations detected" in checked.stdout + checked.stderr
-    with serving(venv, ["--no-migrate"], **db) as url:
+    with serving(venv, ["--no-migrate"], db) as url:
         round_trip(venv, url)
 
 
