@@ -24,6 +24,7 @@ REQUIRED = [
     "tests.test_wheel",
     "tests.test_packaging",
     "tests.test_npm_pack",
+    "tests.test_readme",
     "client.python.tests",
 ]
 
