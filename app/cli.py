@@ -1,4 +1,4 @@
-"""Command layer: `persistd serve | migrate | token | import-dump | export-dump`."""
+"""Command layer: `persistd serve | migrate | downgrade | token | import-dump | export-dump`."""
 
 import argparse
 import asyncio
@@ -13,7 +13,7 @@ from typing import TypeVar
 
 from . import auth
 from .config import Settings, get_settings
-from .db import asyncpg_dsn, migrate
+from .db import asyncpg_dsn, downgrade, migrate
 from .errors import AppError
 from .store import Store
 
@@ -98,6 +98,14 @@ def cmd_migrate(args: argparse.Namespace) -> int:
     with database(settings) as url:
         migrate(url, args.revision)
     print(f"database migrated to {args.revision}")
+    return 0
+
+
+def cmd_downgrade(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    with database(settings) as url:
+        downgrade(url, args.revision)
+    print(f"database downgraded to {args.revision}")
     return 0
 
 
@@ -208,6 +216,11 @@ def build_parser() -> argparse.ArgumentParser:
     mig.add_argument("revision", nargs="?", default="head", help="target revision (default head)")
     with_database(mig)
     mig.set_defaults(func=cmd_migrate)
+
+    down = sub.add_parser("downgrade", help="undo migrations down to a revision")
+    down.add_argument("revision", help="target revision, e.g. 0001")
+    with_database(down)
+    down.set_defaults(func=cmd_downgrade)
 
     tok = sub.add_parser("token", help="create, list or revoke bearer tokens")
     tok_sub = tok.add_subparsers(dest="action", required=True)

@@ -164,6 +164,70 @@ def test_docker_compose_config_resolves_the_file() -> None:
     assert "set POSTGRES_PASSWORD" in done.stderr
 
 
+def compose_config(env: dict[str, str]) -> dict[str, Any]:
+    """The file as `docker-compose config` resolves it with exactly `env` set."""
+    binary = shutil.which("docker-compose")
+    assert binary, "docker-compose is not installed (scripts/bootstrap)"
+    full = {"PATH": os.environ["PATH"], "POSTGRES_PASSWORD": "pw", **env}
+    done = subprocess.run(
+        [binary, "-f", str(COMPOSE), "config"],
+        capture_output=True,
+        text=True,
+        env=full,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    resolved: dict[str, Any] = yaml.safe_load(done.stdout)
+    return resolved
+
+
+def documented_settings() -> set[str]:
+    """The variables of docs/deploy.md's configuration reference."""
+    text = (ROOT / "docs" / "deploy.md").read_text()
+    table = text[text.index("## Configuration reference") :].split("\n## ", 1)[0]
+    return set(re.findall(r"^\| `([A-Z_]+)`", table, re.M))
+
+
+# Set by the image or the compose file itself, so not the operator's to pass in.
+FIXED_IN_THE_IMAGE = {
+    "PERSISTD_DATABASE_URL",
+    "PERSISTD_HOST",
+    "PERSISTD_PORT",
+    "PERSISTD_DATA_DIR",
+}
+
+
+def test_compose_passes_every_documented_setting_to_the_api() -> None:
+    wanted = documented_settings() - FIXED_IN_THE_IMAGE
+    assert {"FORWARDED_ALLOW_IPS", "PROMETHEUS_MULTIPROC_DIR", "PERSISTD_AUTH_CACHE_TTL"} <= wanted
+    assert "PERSISTD_GRACEFUL_TIMEOUT" in wanted
+    marked = {name: f"set-{name.lower()}" for name in wanted}
+    api_env = compose_config(marked)["services"]["api"]["environment"]
+    for name in wanted:
+        assert api_env.get(name) == marked[name], f"{name} does not reach the api container"
+    # Unset, a variable stays unset in the container (the image's or the service's default).
+    api_env = compose_config({})["services"]["api"]["environment"]
+    assert api_env["PERSISTD_WORKERS"] is None and api_env["PROMETHEUS_MULTIPROC_DIR"] is None
+
+
+def test_compose_publishes_on_loopback_unless_the_operator_chooses() -> None:
+    assert compose_config({})["services"]["api"]["ports"] == ["127.0.0.1:8000:8000/tcp"]
+    chosen = compose_config({"PERSISTD_PUBLISH": "8000"})["services"]["api"]["ports"]
+    assert len(chosen) == 1 and "127.0.0.1" not in str(chosen) and "8000" in str(chosen)
+
+
+def test_compose_gives_the_metrics_folder_a_tmpfs(compose: dict[str, Any]) -> None:
+    api = compose["services"]["api"]
+    mounts = [entry.split(":")[0] for entry in api["tmpfs"]]
+    assert "/run/persistd-metrics" in mounts
+    assert (
+        "PROMETHEUS_MULTIPROC_DIR=/run/persistd-metrics"
+        in (ROOT / "docs" / "deploy.md").read_text()
+    )
+    grace = int(str(api["stop_grace_period"]).rstrip("s"))
+    assert grace > int(image_env()["PERSISTD_GRACEFUL_TIMEOUT"])
+
+
 def test_dockerignore_sends_only_what_the_image_needs() -> None:
     lines = (ROOT / ".dockerignore").read_text().splitlines()
     assert lines[lines.index("*")] == "*"
@@ -294,3 +358,21 @@ def test_image_commands_run_from_a_clean_virtualenv(tmp_path: Path, fresh_databa
     assert code in (0, -signal.SIGTERM)
     # And the healthcheck fails once the service is gone.
     assert run(probe).returncode != 0
+
+
+def test_the_systemd_unit_in_the_docs_runs_commands_persistd_has() -> None:
+    from persistd.cli import build_parser
+
+    deploy = (ROOT / "docs" / "deploy.md").read_text()
+    unit = re.search(r"^```ini\n(.*?)^```", deploy, re.M | re.S)
+    assert unit, "docs/deploy.md has no systemd unit"
+    lines = dict(
+        line.split("=", 1) for line in unit.group(1).splitlines() if "=" in line and line[0] != "#"
+    )
+    program, *args = shlex.split(lines["ExecStart"])
+    assert program == "/opt/persistd/bin/persistd"
+    parsed = build_parser().parse_args(args)
+    assert parsed.command == "serve" and parsed.host == "127.0.0.1"
+    assert int(lines["TimeoutStopSec"]) > parsed.graceful_timeout
+    assert lines["KillSignal"] == "SIGTERM"
+    assert "PROMETHEUS_MULTIPROC_DIR=/run/" + lines["RuntimeDirectory"] in deploy

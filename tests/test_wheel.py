@@ -200,6 +200,10 @@ def test_installed_wheel_migrates_checks_serves_and_round_trips(
     assert "No new upgrade operations detected" in checked.stdout + checked.stderr
     with serving(venv, ["--no-migrate"], db) as url:
         round_trip(venv, url)
+    # The rollback path docs/deploy.md gives: down one revision, and up again.
+    persistd = str(venv.bin / "persistd")
+    assert "downgraded to 0001" in venv.run([persistd, "downgrade", "0001"], db).stdout
+    assert "migrated to head" in venv.run([persistd, "migrate"], db).stdout
 
 
 @pytest.fixture(scope="module")
