@@ -77,7 +77,15 @@ class Venv:
 
     def pip_install(self, *requirements: str) -> None:
         self.run(
-            [str(self.bin / "pip"), "install", "-q", "-c", str(CONSTRAINTS), *requirements],
+            [
+                str(self.bin / "pip"),
+                "install",
+                "-q",
+                "--no-compile",
+                "-c",
+                str(CONSTRAINTS),
+                *requirements,
+            ],
             timeout=300,
         )
 
