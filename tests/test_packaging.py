@@ -3,6 +3,8 @@
 import inspect
 import json
 import re
+import subprocess
+import time
 import tomllib
 from importlib.metadata import distribution, requires, version
 
@@ -140,3 +142,46 @@ def test_changelog_keeps_a_changelog_with_this_release_and_the_last() -> None:
     assert PYPROJECT["project"]["version"] in headings
     for section in re.findall(r"^### (\w+)", text, re.M):
         assert section in {"Added", "Changed", "Deprecated", "Removed", "Fixed", "Security"}
+
+
+# ---- the setup commands ----
+
+
+def test_bootstrap_installs_only_named_system_packages_without_recommends() -> None:
+    bootstrap = (ROOT / "scripts" / "bootstrap").read_text()
+    packages = re.findall(r"need_apt\+=\(([\w.-]+)\)", bootstrap)
+    assert sorted(packages) == ["chromium", "docker-compose", "postgresql-contrib", "wrk"]
+    assert "apt-get install -y -qq --no-install-recommends" in bootstrap
+    readme = (ROOT / "README.md").read_text()
+    for package in packages:
+        assert f"`{package}`" in readme, f"the README does not list {package}"
+
+
+def test_a_second_bootstrap_on_a_prepared_tree_skips_pip_and_npm() -> None:
+    started = time.monotonic()
+    done = subprocess.run(
+        [str(ROOT / "scripts" / "bootstrap")],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=True,
+    )
+    # The first run (if a lock file changed since the stamp) installs; the second must not.
+    if "nothing changed" not in done.stdout:
+        started = time.monotonic()
+        done = subprocess.run(
+            [str(ROOT / "scripts" / "bootstrap")],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
+        )
+    assert "nothing changed" in done.stdout, done.stdout + done.stderr
+    assert time.monotonic() - started < 5
+
+
+def test_the_embedded_data_folder_is_ignored_by_git() -> None:
+    ignored = subprocess.run(
+        ["git", "check-ignore", "-q", "persistd-data/pgdata/PG_VERSION"], cwd=ROOT, check=False
+    )
+    assert ignored.returncode == 0
