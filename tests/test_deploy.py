@@ -364,7 +364,7 @@ def test_the_systemd_unit_in_the_docs_runs_commands_persistd_has() -> None:
     from persistd.cli import build_parser
 
     deploy = (ROOT / "docs" / "deploy.md").read_text()
-    unit = re.search(r"^```ini\n(.*?)^```", deploy, re.M | re.S)
+    unit = re.search(r"^```ini\n(\[Unit\].*?)^```", deploy, re.M | re.S)
     assert unit, "docs/deploy.md has no systemd unit"
     lines = dict(
         line.split("=", 1) for line in unit.group(1).splitlines() if "=" in line and line[0] != "#"

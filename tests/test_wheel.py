@@ -4,6 +4,7 @@ check, serve and a client round trip, on a configured database and on the embedd
 """
 
 import json
+import re
 import signal
 import subprocess
 import sys
@@ -33,12 +34,10 @@ with PersistClient(sys.argv[1], namespace="wheel") as client:
     record = client.get("signal", "BTCUSDT_s_e", "BTCUSDT")
 print(json.dumps({"created": written.created, "value": record.value, "version": record.version}))
 """
-ALEMBIC_CHECK = """
-import sys
-from alembic import command
-from persistd.db import alembic_config
-command.check(alembic_config(sys.argv[1]))
-"""
+# `alembic` itself on the migrations inside the installed package: docs/deploy.md's alembic.ini.
+ALEMBIC_INI = re.search(
+    r"^```ini\n(\[alembic\]\n.*?)^```", (ROOT / "docs" / "deploy.md").read_text(), re.M | re.S
+)
 
 
 @dataclass
@@ -204,7 +203,10 @@ def test_installed_wheel_migrates_checks_serves_and_round_trips(
     migrated = venv.run([str(venv.bin / "persistd"), "migrate"], db)
     assert "migrated to head" in migrated.stdout
     # alembic check: the shipped migrations and the shipped models agree on this database.
-    checked = venv.run([str(venv.bin / "python"), "-c", ALEMBIC_CHECK, fresh_database])
+    assert ALEMBIC_INI, "docs/deploy.md has no alembic.ini"
+    ini = venv.home / "alembic.ini"
+    ini.write_text(ALEMBIC_INI.group(1))
+    checked = venv.run([str(venv.bin / "alembic"), "-c", str(ini), "check"], db)
     assert "No new upgrade operations detected" in checked.stdout + checked.stderr
     with serving(venv, ["--no-migrate"], db) as url:
         round_trip(venv, url)
