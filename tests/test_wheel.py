@@ -8,6 +8,7 @@ import re
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 import zipfile
 from collections.abc import Iterator
@@ -122,14 +123,20 @@ def test_the_wheels_hold_the_package_its_migrations_and_the_licence(
 
 
 @pytest.fixture(scope="module")
-def venv(wheels: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> Venv:
-    """A fresh venv with the two wheels (and the pinned dependencies), nothing else."""
-    base = tmp_path_factory.mktemp("installed")
-    env = Venv(base / "venv", base / "home")
-    env.home.mkdir()
-    subprocess.run([sys.executable, "-m", "venv", str(env.root)], check=True, timeout=120)
-    env.pip_install(str(wheels["persistd"]), str(wheels["persistd_client"]))
-    return env
+def venv(wheels: dict[str, Path]) -> Iterator[Venv]:
+    """A fresh venv with the two wheels (and the pinned dependencies), nothing else.
+
+    Not under pytest's temporary folder: as root, the embedded PostgreSQL runs as a user of its
+    own that must traverse the path to its binaries and data, and any pytest starting on the
+    machine resets its base folder to 0700.
+    """
+    with tempfile.TemporaryDirectory(prefix="persistd-wheel-", ignore_cleanup_errors=True) as tmp:
+        base = Path(tmp)
+        env = Venv(base / "venv", base / "home")
+        env.home.mkdir()
+        subprocess.run([sys.executable, "-m", "venv", str(env.root)], check=True, timeout=120)
+        env.pip_install(str(wheels["persistd"]), str(wheels["persistd_client"]))
+        yield env
 
 
 def test_the_installed_packages_come_from_the_venv_not_the_checkout(venv: Venv) -> None:
