@@ -204,7 +204,9 @@ def test_compose_passes_every_documented_setting_to_the_api() -> None:
     marked = {name: f"set-{name.lower()}" for name in wanted}
     api_env = compose_config(marked)["services"]["api"]["environment"]
     for name in wanted:
-        assert api_env.get(name) == marked[name], f"{name} does not reach the api container"
+        assert api_env.get(name) == marked[name], (
+            f"{name} (docs/deploy.md) does not reach the api: add `{name}:` to its environment"
+        )
     # Unset, a variable stays unset in the container (the image's or the service's default).
     api_env = compose_config({})["services"]["api"]["environment"]
     assert api_env["PERSISTD_WORKERS"] is None and api_env["PROMETHEUS_MULTIPROC_DIR"] is None
