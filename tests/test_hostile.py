@@ -234,6 +234,20 @@ CASES: list[tuple[str, Build, int, set[str]]] = [
      400, {"invalid_name"}),
     ("name-namespace-slash", lambda ns: request_bytes(
         "PUT", b"/v1/" + ns.encode() + b"%2Fx/misc/e/records/k", b"1"), 400, {"invalid_name"}),
+    # malformed percent-escapes: "%ZZ" must not be a second spelling of "%25ZZ"
+    ("escape-key-zz", lambda ns: request_bytes("PUT", _rec(ns, b"%ZZ"), b"1"), 400,
+     {"invalid_name"}),
+    ("escape-key-one-digit", lambda ns: request_bytes("PUT", _rec(ns, b"a%4"), b"1"), 400,
+     {"invalid_name"}),
+    ("escape-key-lone", lambda ns: request_bytes("PUT", _rec(ns, b"%"), b"1"), 400,
+     {"invalid_name"}),
+    ("escape-key-get", lambda ns: request_bytes("GET", _rec(ns, b"x%g1")), 400, {"invalid_name"}),
+    ("escape-entity", lambda ns: request_bytes("PUT", _rec(ns, entity=b"e%Z1"), b"1"), 400,
+     {"invalid_name"}),
+    ("escape-entity-listing", lambda ns: request_bytes("GET", _coll(ns, b"%/records")), 400,
+     {"invalid_name"}),
+    ("escape-domain", lambda ns: request_bytes("PUT", _rec(ns, domain=b"m%zz"), b"1"), 400,
+     {"invalid_name"}),
     ("name-batch-key-dotdot", lambda ns: request_bytes(
         "POST", _coll(ns, b"/batch-put"), b'{"items":[{"key":"..","value":1}]}'), 400,
      {"invalid_name"}),
