@@ -49,10 +49,13 @@ CASES: list[tuple[str, str, dict[str, str], bytes | None]] = [
 VOLATILE = {"date", "last-modified", "x-request-id"}
 
 
+_RECORD_ROUTES: object = RecordRoutes  # Middleware.cls is typed as a factory, not a class
+
+
 def _app(database_url: str, *, fast: bool) -> FastAPI:
     app = create_app(Settings(database_url=database_url, auth="off"))
     if not fast:
-        app.user_middleware = [m for m in app.user_middleware if m.cls is not RecordRoutes]
+        app.user_middleware = [m for m in app.user_middleware if m.cls is not _RECORD_ROUTES]
     return app
 
 
