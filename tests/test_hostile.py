@@ -20,6 +20,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from persistd.protocol import LINGER_SECONDS as LINGER
 from tests.support import Service
 
 PROBLEM = "application/problem+json"
@@ -750,5 +751,5 @@ def test_500_slow_clients_do_not_slow_down_ordinary_requests(database_url: str, 
     still_open = [s for s in slows if s.closed_after is None]
     assert not still_open, f"{len(still_open)} slow clients were never disconnected"
     for s in slows:
-        assert s.closed_after is not None and s.closed_after < SLOW_DEADLINE + 4, s
+        assert s.closed_after is not None and s.closed_after < SLOW_DEADLINE + LINGER + 3, s
         assert _problem_code(s.received) == (408, "request_timeout"), s
