@@ -37,6 +37,7 @@ class _Transport:
     def __init__(self, transport: asyncio.Transport, protocol: "HttpProtocol") -> None:
         self._transport = transport
         self._protocol = protocol
+        self.write = transport.write  # every response: spared the __getattr__ lookup
 
     def close(self) -> None:
         self._protocol.close(always=False)
