@@ -15,6 +15,7 @@ from .errors import (
     CLOSE,
     PROBLEM_MEDIA_TYPE,
     AppError,
+    HeadersTooLarge,
     InvalidHttp,
     Overloaded,
     RequestTimeout,
@@ -29,6 +30,9 @@ IMPORT_STRING = "persistd.protocol:HttpProtocol"
 # sends is read and dropped for this long: closing a socket with unread input resets the
 # connection, and the reset can destroy the answer before the client has read it.
 LINGER_SECONDS = 2.0
+
+# The request line and headers of one request, at most: the parser buffers them until complete.
+MAX_HEADER_BYTES = 64 * 1024
 
 
 class _Transport:
@@ -55,7 +59,8 @@ class HttpProtocol(HttpToolsProtocol):
 
     - a request's headers must arrive within `header_timeout` of the connection opening, or of
       its first byte after the previous answer; else 408 and the connection is closed (uvicorn
-      alone waits forever for a client trickling headers);
+      alone waits forever for a client trickling headers); and they must fit MAX_HEADER_BYTES,
+      else 431;
     - past `max_connections` open connections a new one is answered 503 `overloaded` at once;
       past `max_requests` requests in progress, a request is;
     - idle keep-alive connections are closed after `keepalive_timeout`;
@@ -81,7 +86,8 @@ class HttpProtocol(HttpToolsProtocol):
         self.retry_after = str(settings.retry_after)
         self.limit_concurrency = None  # uvicorn's plain-text 503; the limits above replace it
         self.raw_transport: asyncio.Transport | None = None
-        self.header_timer: asyncio.TimerHandle | None = None
+        self.header_timer: asyncio.TimerHandle | None = None  # set while headers arrive
+        self.header_bytes = 0
         self.lingering = False
 
     # ---- connection ----
@@ -106,6 +112,10 @@ class HttpProtocol(HttpToolsProtocol):
         if self.header_timer is None and (self.cycle is None or self.cycle.response_complete):
             self.arm_header_timer()  # the first bytes of the next request on this connection
         super().data_received(data)
+        if self.header_timer is not None and not self.lingering:  # the headers are incomplete
+            self.header_bytes += len(data)
+            if self.header_bytes > MAX_HEADER_BYTES:
+                self.answer(HeadersTooLarge(f"the headers are over {MAX_HEADER_BYTES} bytes"))
 
     def close(self, *, always: bool) -> None:
         """Close the connection; while the client may still be sending (`always`, or a request
@@ -149,6 +159,7 @@ class HttpProtocol(HttpToolsProtocol):
     # ---- header deadline ----
 
     def arm_header_timer(self) -> None:
+        self.header_bytes = 0
         self.header_timer = self.loop.call_later(self.header_timeout, self.on_header_timeout)
 
     def disarm_header_timer(self) -> None:

@@ -753,3 +753,14 @@ def test_500_slow_clients_do_not_slow_down_ordinary_requests(database_url: str, 
     for s in slows:
         assert s.closed_after is not None and s.closed_after < SLOW_DEADLINE + LINGER + 3, s
         assert _problem_code(s.received) == (408, "request_timeout"), s
+
+
+def test_headers_over_the_limit_get_431_before_they_fill_memory(service_url: str) -> None:
+    with _connect(service_url) as sock:
+        sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: ")
+        with contextlib.suppress(OSError):  # the server stops reading once it has answered
+            for _ in range(64):
+                sock.sendall(b"a" * 16 * 1024)
+        received, closed_after = _read_until_closed(sock, 5)
+    assert _problem_code(received) == (431, "headers_too_large")
+    assert closed_after is not None
