@@ -7,10 +7,13 @@ NaN literals, lying Content-Length, unknown methods) reach the server exactly as
 
 import asyncio
 import contextlib
+import os
 import re
 import resource
 import socket
 import statistics
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -20,6 +23,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from persistd.embedded import free_port
 from persistd.protocol import LINGER_SECONDS as LINGER
 from tests.support import Service
 
@@ -764,3 +768,35 @@ def test_headers_over_the_limit_get_431_before_they_fill_memory(service_url: str
         received, closed_after = _read_until_closed(sock, 5)
     assert _problem_code(received) == (431, "headers_too_large")
     assert closed_after is not None
+
+
+def test_persistd_serve_applies_the_limits_from_the_environment(database_url: str) -> None:
+    # `persistd serve` (like the image's uvicorn command) needs no flags: the protocol reads them.
+    port = free_port()
+    env = {
+        **os.environ,
+        "PERSISTD_DATABASE_URL": database_url,
+        "PERSISTD_HEADER_TIMEOUT": "1",
+        "PERSISTD_MAX_CONNECTIONS": "2",
+        "PERSISTD_LOG_LEVEL": "warning",
+    }
+    cmd = [sys.executable, "-m", "persistd.cli", "serve", "--port", str(port), "--no-migrate"]
+    process = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            with contextlib.suppress(httpx.TransportError):
+                if httpx.get(url + "/readyz", timeout=1).status_code == 200:
+                    break
+            time.sleep(0.1)
+        with _connect(url) as first, _connect(url) as second:
+            with _connect(url) as third:
+                assert _problem_code(_read_until_closed(third, 5)[0]) == (503, "overloaded")
+            received, closed_after = _read_until_closed(first, 5)
+            assert _problem_code(received) == (408, "request_timeout")
+            assert closed_after is not None and closed_after < 4
+            second.close()
+    finally:
+        process.terminate()
+        process.wait(30)
