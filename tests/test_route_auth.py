@@ -68,7 +68,7 @@ def namespace() -> str:
 
 @pytest.fixture(scope="module")
 def tokens(database_url: str, namespace: str) -> dict[str, str]:
-    """Tokens valid for `namespace`, one per single scope, and one for other namespaces."""
+    """Tokens valid for `namespace`, one per scope, and an admin token for other namespaces."""
 
     async def make() -> dict[str, str]:
         store = await Store.open(
@@ -83,6 +83,7 @@ def tokens(database_url: str, namespace: str) -> dict[str, str]:
             return {
                 "read": await create_token(store, ["read"], namespace, "route-auth read"),
                 "write": await create_token(store, ["write"], namespace, "route-auth write"),
+                "admin": await create_token(store, ["admin"], namespace, "route-auth admin"),
                 "elsewhere": await create_token(
                     store, ["admin"], f"{namespace}-other-*", "route-auth elsewhere"
                 ),
@@ -142,6 +143,7 @@ def test_every_operation_is_guarded_or_public_on_purpose(
         assert anonymous.headers["www-authenticate"].startswith("Bearer")
         assert _code(anonymous) in ("unauthorized", None)
 
+        # read and write are independent; admin implies both, so neither suffices for it.
         wrong_scope = _call(secured, method, path, tokens["write" if scope == "read" else "read"])
         assert wrong_scope.status_code == 403, (method, template, "scope", wrong_scope.text)
         assert _code(wrong_scope) in ("forbidden", None)
