@@ -605,6 +605,7 @@ def test_answer_before_the_body_arrived_closes_the_connection(service_url: str) 
 
 
 def test_connections_past_the_maximum_get_503(small: Service) -> None:
+    time.sleep(0.3)  # the readiness probe's connection is gone from the server's count
     with contextlib.ExitStack() as stack:
         held = [stack.enter_context(_connect(small.url)) for _ in range(6)]
         with _connect(small.url) as extra:
