@@ -73,12 +73,12 @@ class UnsupportedMediaType(AppError):
     status, code, title = 415, "unsupported_media_type", "Unsupported media type"
 
 
-class HeadersTooLarge(AppError):
-    status, code, title = 431, "headers_too_large", "Request headers too large"
-
-
 class InvalidValue(AppError):
     status, code, title = 422, "invalid_value", "Invalid value"
+
+
+class HeadersTooLarge(AppError):
+    status, code, title = 431, "headers_too_large", "Request headers too large"
 
 
 class Unavailable(AppError):

@@ -49,7 +49,7 @@ def check_name(kind: str, value: str) -> str:
 
 def decode_segment(kind: str, raw: str) -> str:
     """Decode one percent-encoded path segment exactly as the client encoded it."""
-    if _BAD_ESCAPE.search(raw):
+    if "%" in raw and _BAD_ESCAPE.search(raw):
         raise InvalidName(f"{kind} has a malformed percent-escape: '%' needs two hex digits")
     try:
         value = unquote_to_bytes(raw).decode("utf-8")
