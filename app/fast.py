@@ -11,20 +11,21 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from .api.records import RECORD
 from .errors import AppError, render
 
-# Exactly what __call__ passes to a handler, in order: the request, then the path segments.
-SEGMENTS = ("namespace", "domain", "entity", "key")
+# The routes served here, by path template: exactly what __call__ passes to their handlers
+# after the request, in order.
+SEGMENTS = {RECORD: ("namespace", "domain", "entity", "key")}
 
 
-def _check_handler(route: APIRoute) -> None:
+def _check_handler(route: APIRoute, segments: tuple[str, ...]) -> None:
     """Refuse a handler that expects anything the fast path does not pass: a Query, Header,
     Cookie or Body parameter, or a dependency, would silently be missing here."""
     params = list(inspect.signature(route.endpoint).parameters.values())
     dep = route.dependant
     positional = inspect.Parameter.POSITIONAL_OR_KEYWORD
     matches = (
-        [p.name for p in params] == [dep.request_param_name, *SEGMENTS]
+        [p.name for p in params] == [dep.request_param_name, *segments]
         and all(p.kind is positional and p.default is inspect.Parameter.empty for p in params)
-        and tuple(p.name for p in dep.path_params) == SEGMENTS
+        and tuple(p.name for p in dep.path_params) == segments
         and not (dep.dependencies or dep.query_params or dep.header_params or dep.cookie_params
                  or dep.body_params)
     )  # fmt: skip
@@ -32,7 +33,7 @@ def _check_handler(route: APIRoute) -> None:
         found = ", ".join(str(p) for p in params)
         raise RuntimeError(
             f"{route.name}({found}) cannot be served by the record fast path, which passes "
-            f"exactly (request: Request, {', '.join(SEGMENTS)}); read anything else from the "
+            f"exactly (request: Request, {', '.join(segments)}); read anything else from the "
             "request inside the handler"
         )
 
@@ -41,8 +42,8 @@ def record_routes(routes: Iterable[BaseRoute]) -> dict[str, APIRoute]:
     """The record routes by method, each checked against what the fast path passes."""
     found: dict[str, APIRoute] = {}
     for route in routes:
-        if isinstance(route, APIRoute) and route.path == RECORD:
-            _check_handler(route)
+        if isinstance(route, APIRoute) and route.path in SEGMENTS:
+            _check_handler(route, SEGMENTS[route.path])
             found.update(dict.fromkeys(route.methods or (), route))
     return found
 
