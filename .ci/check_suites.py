@@ -25,6 +25,7 @@ REQUIRED = [
     "tests.test_packaging",
     "tests.test_npm_pack",
     "tests.test_readme",
+    "tests.test_route_auth",
     "client.python.tests",
 ]
 

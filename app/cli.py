@@ -169,7 +169,9 @@ def cmd_dump(args: argparse.Namespace) -> int:
 
     async def run(store: Store, report: dump.Report) -> None:
         if args.command == "import-dump":
-            await dump.import_dump(store, args.path, args.namespace, report)
+            await dump.import_dump(
+                store, args.path, args.namespace, report, max_value_bytes=settings.max_value_bytes
+            )
         else:
             await dump.export_dump(store, args.path, args.namespace, report)
 

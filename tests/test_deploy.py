@@ -21,7 +21,8 @@ import httpx
 import pytest
 import yaml
 
-from tests.support import ROOT, free_port, scratch_database
+from persistd.embedded import free_port
+from tests.support import ROOT, scratch_database
 
 DOCKERFILE = ROOT / "Dockerfile"
 COMPOSE = ROOT / "docker-compose.yml"
@@ -234,7 +235,7 @@ def test_dockerignore_sends_only_what_the_image_needs() -> None:
     lines = (ROOT / ".dockerignore").read_text().splitlines()
     assert lines[lines.index("*")] == "*"
     allowed = {line[1:].rstrip("/") for line in lines if line.startswith("!")}
-    copied = set()
+    copied: set[str] = set()
     for word, args in instructions():
         if word == "COPY" and "--from" not in args:
             copied.update(a.rstrip("/") for a in args.split()[:-1])
