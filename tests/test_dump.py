@@ -116,3 +116,25 @@ def test_import_of_a_missing_folder_fails_clearly(database_url: str, tmp_path: P
     done = persistd("import-dump", str(tmp_path / "nope"), database_url=database_url)
     assert done.returncode == 2
     assert "is not a directory" in done.stderr
+
+
+def test_backtest_kit_20_dictionary_files_import_and_export_in_their_own_layout(
+    database_url: str, http: httpx.Client, tmp_path: Path, ns: str
+) -> None:
+    # backtest-kit 20.x: ./dump/dictionary/<signalId>/<dictionaryName>.json, beside data/.
+    value = {"id": "prefs", "data": {"risk": {"value": 0.5, "when": 1}}, "when": 1}
+    source = tmp_path / "dump" / "dictionary" / "sig-1" / "prefs.json"
+    source.parent.mkdir(parents=True)
+    source.write_text(json.dumps(value))
+    done = persistd(
+        "import-dump", str(tmp_path / "dump"), "--namespace", ns, database_url=database_url
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert http.get(f"/v1/{ns}/dictionary/sig-1/records/prefs").json() == value
+    out = tmp_path / "exported"
+    done = persistd("export-dump", str(out), "--namespace", ns, database_url=database_url)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert [p.relative_to(out).as_posix() for p in out.rglob("*.json")] == [
+        "dictionary/sig-1/prefs.json"
+    ]
+    assert json.loads((out / "dictionary" / "sig-1" / "prefs.json").read_text()) == value
