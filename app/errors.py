@@ -37,6 +37,11 @@ class InvalidJson(AppError):
     status, code, title = 400, "invalid_json", "Invalid JSON"
 
 
+class InvalidHttp(AppError):
+    # Sent by the transport (protocol.py) for a request its HTTP parser rejects.
+    status, code, title = 400, "invalid_http", "Invalid HTTP request"
+
+
 class Unauthorized(AppError):
     status, code, title = 401, "unauthorized", "Unauthorized"
 

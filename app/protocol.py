@@ -2,7 +2,7 @@
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-from .errors import PROBLEM_MEDIA_TYPE, problem_body
+from .errors import PROBLEM_MEDIA_TYPE, InvalidHttp, problem_body
 
 # `persistd serve`, the container image and the tests all run uvicorn with `--http` set to this.
 IMPORT_STRING = "persistd.protocol:HttpProtocol"
@@ -16,9 +16,9 @@ class HttpProtocol(HttpToolsProtocol):
 
     def send_400_response(self, msg: str) -> None:
         body = problem_body(
-            400,
-            "invalid_http",
-            "Invalid HTTP request",
+            InvalidHttp.status,
+            InvalidHttp.code,
+            InvalidHttp.title,
             "the request is not valid HTTP/1.1 and was not processed",
         )
         head = [b"HTTP/1.1 400 Bad Request\r\n"]

@@ -36,6 +36,7 @@ export const CONTRACT = {
     "max_batch_bytes": 16777216
   },
   "errors": {
+    "invalid_http": 400,
     "invalid_json": 400,
     "invalid_name": 400,
     "invalid_request": 400,
