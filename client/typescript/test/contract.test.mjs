@@ -3,7 +3,7 @@
 
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { readFileSync } from "node:fs";
+import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, it } from "node:test";
 
@@ -165,5 +165,21 @@ describe("the domain table is typed by the contracts", () => {
     const tsc = join(PACKAGE, "node_modules", "typescript", "bin", "tsc");
     const res = spawnSync(process.execPath, [tsc, "-p", join(PACKAGE, "test", "types", "tsconfig.json")], { encoding: "utf8" });
     assert.equal(res.status, 0, res.stdout + res.stderr);
+  });
+
+  it("no module of src/ imports itself back through others (adapters.ts and kinds.ts were a cycle)", () => {
+    const src = join(PACKAGE, "src");
+    const imports = {};
+    for (const file of readdirSync(src).filter((f) => f.endsWith(".ts"))) {
+      const text = readFileSync(join(src, file), "utf8");
+      imports[file] = [...text.matchAll(/^(?:import|export)[^;]*?from "\.\/([\w-]+)\.js";/gms)].map((m) => `${m[1]}.ts`);
+    }
+    assert.ok(imports["adapters.ts"].includes("kinds.ts"));
+    const cycle = (start) => {
+      const seen = new Set();
+      const walk = (file) => (imports[file] ?? []).some((next) => next === start || (!seen.has(next) && (seen.add(next), walk(next))));
+      return walk(start);
+    };
+    assert.deepEqual(Object.keys(imports).filter(cycle), []);
   });
 });
