@@ -93,7 +93,10 @@ export class PersistdError extends Error {
   }
 }
 
-/** The service stayed unreachable (network errors, 502/503/504) until the retry deadline. */
+/**
+ * The service stayed unreachable (network errors, 502/503/504) until the retry deadline, or a
+ * conditional write failed in a way that leaves its outcome unknown (it is not repeated).
+ */
 export class PersistdUnavailableError extends Error {
   constructor(message: string, options?: { cause?: unknown }) {
     super(message, options);
@@ -412,6 +415,7 @@ export class PersistdClient {
    */
   private async inBatches<T, R>(items: T[], send: (part: T[]) => Promise<R[]>): Promise<R[]> {
     const out: R[] = [];
+    if (items.length === 0) return out;
     const attempt = async (part: T[]): Promise<void> => {
       try {
         out.push(...(await send(part)));
