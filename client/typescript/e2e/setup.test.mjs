@@ -36,6 +36,28 @@ describe("setup()", () => {
     assert.deepEqual(JSON.parse(out), { missing: [], partial: ["Signal", "Risk"], absent: ["Dictionary"], registered: 16 });
   });
 
+  it("on a backtest-kit with PersistDictionaryAdapter (20.x; faked on 19.5.0) Dictionary is registered too", () => {
+    const script = `
+      import * as bk from "backtest-kit";
+      import { install } from "persistd-backtest-kit";
+      let registered;
+      const kit = { ...bk, PersistDictionaryAdapter: { usePersistDictionaryAdapter: (Ctor) => (registered = Ctor) } };
+      const A = install(kit, { url: "http://127.0.0.1:1", namespace: "reg" });
+      const d = new registered("sig-1", "prefs");
+      console.log(JSON.stringify({
+        dictionary: registered === A.Dictionary,
+        signal: bk.PersistSignalAdapter.PersistSignalInstanceCtor === A.Signal,
+        methods: ["waitForInit", "readDictionaryData", "writeDictionaryData", "dispose"].filter((m) => typeof d[m] === "function"),
+      }));
+    `;
+    const out = run(["--input-type=module", "-e", script]);
+    assert.deepEqual(JSON.parse(out), {
+      dictionary: true,
+      signal: true,
+      methods: ["waitForInit", "readDictionaryData", "writeDictionaryData", "dispose"],
+    });
+  });
+
   it("the classes fit backtest-kit's usePersist*Adapter parameter types (tsc --strict)", () => {
     const tsc = join(E2E, "node_modules", "typescript", "bin", "tsc");
     const res = spawnSync(process.execPath, [tsc, "-p", join(E2E, "tsconfig.json")], { encoding: "utf8" });
