@@ -18,6 +18,10 @@ from .names import (
     SLUG_RULE,
 )
 
+# The listing's bounds are fixed (not settings): the route takes them from here.
+MAX_PAGE = 1000  # keys or records in one page of GET …/records
+MAX_NEWEST = 10_000  # records in one GET …/records?newest=
+
 # Answers a client may repeat a request after: 503 is the service's own (database unavailable,
 # with Retry-After), 502 and 504 come from proxies in front of it.
 RETRYABLE_STATUSES = (502, 503, 504)
@@ -57,6 +61,7 @@ def contract(settings: Settings) -> dict[str, Any]:
             "max_batch_items": settings.max_batch_items,
             "max_batch_bytes": settings.max_batch_bytes,
         },
+        "listing": {"max_page": MAX_PAGE, "max_newest": MAX_NEWEST},
         "errors": error_codes(),
         "retry": {
             "statuses": list(RETRYABLE_STATUSES),

@@ -8,6 +8,7 @@ import httpx
 import pytest
 
 from persistd_client._core import endpoints
+from persistd_client.client.shell import PAGE_SIZE
 from persistd_client.errors import _BY_CODE, _BY_STATUS, PersistError, error_from_response
 from persistd_client.retry import RETRY_STATUSES
 
@@ -36,6 +37,10 @@ def test_every_problem_code_of_the_service_is_raised_with_its_code_and_status(co
     assert (error.code, error.status) == (code, status)
     if code in _BY_CODE:
         assert type(error) is _BY_CODE[code]
+
+
+def test_the_default_page_of_iter_keys_and_iter_items_is_one_the_service_serves() -> None:
+    assert 1 <= PAGE_SIZE <= CONTRACT["listing"]["max_page"]
 
 
 def test_conditional_writes_follow_the_published_rule() -> None:

@@ -35,6 +35,10 @@ export const CONTRACT = {
     "max_batch_items": 1000,
     "max_batch_bytes": 16777216
   },
+  "listing": {
+    "max_page": 1000,
+    "max_newest": 10000
+  },
   "errors": {
     "invalid_http": 400,
     "invalid_json": 400,

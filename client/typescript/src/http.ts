@@ -138,7 +138,7 @@ export interface Limits {
 }
 
 /** The largest page of a listing (GET …/records?limit=). */
-const PAGE = 1000;
+const PAGE = CONTRACT.listing.max_page;
 // Room in a batch body for what is not an item: `{"items":[...],"mode":"insert_if_absent"}`.
 const BATCH_OVERHEAD = 64;
 

@@ -4,6 +4,7 @@
 // risk) and returns its methods under the names backtest-kit calls; adapters.ts assembles them.
 
 import type { InitOnce } from "./base.js";
+import { CONTRACT } from "./contract.js";
 import { PersistdUnavailableError, type PersistdClient } from "./http.js";
 import type { AdapterOptions } from "./options.js";
 import type { CandleData, Doc, JsonObject } from "./types.js";
@@ -111,7 +112,7 @@ export function keyedDocument<R extends string, W extends string>(
 }
 
 function readLimit(ctx: Context, domain: "storage" | "notification" | "log"): number {
-  return Math.min(10_000, Math.max(1, ctx.options.readLimits?.[domain] ?? 1000));
+  return Math.min(CONTRACT.listing.max_newest, Math.max(1, ctx.options.readLimits?.[domain] ?? 1000));
 }
 
 /**
