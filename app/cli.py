@@ -1,4 +1,5 @@
-"""Command layer: `persistd serve | migrate | downgrade | token | import-dump | export-dump`."""
+"""Command layer: `persistd serve | migrate | downgrade | token | import-dump | export-dump`
+and `persistd contract`."""
 
 import argparse
 import asyncio
@@ -190,6 +191,19 @@ def cmd_dump(args: argparse.Namespace) -> int:
     return 1 if report.skipped else 0
 
 
+def cmd_contract(args: argparse.Namespace) -> int:
+    import json
+
+    from .contract import contract, default_settings
+
+    text = json.dumps(contract(default_settings()), indent=2, ensure_ascii=False) + "\n"
+    if args.output is None:
+        sys.stdout.write(text)
+    else:
+        args.output.write_text(text, encoding="utf-8")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="persistd", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -248,6 +262,12 @@ def build_parser() -> argparse.ArgumentParser:
         d.add_argument("--namespace", default="default", help="namespace (default: default)")
         with_database(d)
         d.set_defaults(func=cmd_dump)
+
+    con = sub.add_parser(
+        "contract", help="print the client contract with the default settings (GET /v1/_contract)"
+    )
+    con.add_argument("--output", type=Path, help="write it to this file (client/contract.json)")
+    con.set_defaults(func=cmd_contract)
     return parser
 
 
