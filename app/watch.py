@@ -198,13 +198,15 @@ class Hub:
 
     # ---- subscribers ----
 
-    def admit(self) -> None:
-        """Refuse a watcher past the cap (503), before its response starts."""
+    async def admit(self) -> None:
+        """Refuse a watcher past the cap, or while the database is away (503), before its
+        response starts."""
         if len(self._subscribers) >= self._settings.watch_max:
             raise Unavailable(
                 f"this process serves {self._settings.watch_max} watchers at most; retry later",
                 headers={"Retry-After": str(self._settings.retry_after)},
             )
+        await self._start()
 
     async def _subscribe(
         self, namespace: str, domain: str | None, entity: str | None
