@@ -5,6 +5,6 @@ from fastapi import APIRouter
 from . import collections, history, inspection, records
 
 router = APIRouter()
-# history first: /v1/{ns}/changes, /watch and /restore before /v1/{ns}/{domain}.
-for part in (history, records, collections, inspection):
+# history before inspection: /v1/{ns}/changes, /watch and /restore before /v1/{ns}/{domain}.
+for part in (records, collections, history, inspection):
     router.include_router(part.router)
