@@ -29,6 +29,10 @@ class InvalidRequest(AppError):
     status, code, title = 400, "invalid_request", "Invalid request"
 
 
+class InvalidHttp(AppError):
+    status, code, title = 400, "invalid_http", "Invalid HTTP request"
+
+
 class InvalidName(AppError):
     status, code, title = 400, "invalid_name", "Invalid name"
 
@@ -51,6 +55,10 @@ class NotFound(AppError):
 
 class MethodNotAllowed(AppError):
     status, code, title = 405, "method_not_allowed", "Method not allowed"
+
+
+class RequestTimeout(AppError):
+    status, code, title = 408, "request_timeout", "Request timeout"
 
 
 class VersionMismatch(AppError):
@@ -81,8 +89,20 @@ class InvalidValue(AppError):
     status, code, title = 422, "invalid_value", "Invalid value"
 
 
+class HeadersTooLarge(AppError):
+    status, code, title = 431, "headers_too_large", "Request headers too large"
+
+
 class Unavailable(AppError):
     status, code, title = 503, "unavailable", "Service unavailable"
+
+
+class Overloaded(AppError):
+    status, code, title = 503, "overloaded", "Service overloaded"
+
+
+# The client is still sending a body nobody will read: the connection cannot serve another request.
+CLOSE = {"Connection": "close"}
 
 
 def describe(errors: Iterable[Mapping[str, Any]], whole: str) -> str:
