@@ -26,6 +26,7 @@ REQUIRED = [
     "tests.test_npm_pack",
     "tests.test_readme",
     "tests.test_route_auth",
+    "tests.test_contract",
     "tests.test_history",
     "tests.test_watch",
     "client.python.tests",

@@ -1,5 +1,5 @@
-"""Command layer: `persistd serve | migrate | downgrade | token | import-dump | export-dump |
-history | restore`."""
+"""Command layer: `persistd serve | migrate | downgrade | token | import-dump | export-dump
+| history | restore` and `persistd contract`."""
 
 import argparse
 import asyncio
@@ -199,6 +199,19 @@ def cmd_history(args: argparse.Namespace) -> int:
         return history_cli.command(args, settings, lambda work: _with_store(url, settings, work))
 
 
+def cmd_contract(args: argparse.Namespace) -> int:
+    import json
+
+    from .contract import contract, default_settings
+
+    text = json.dumps(contract(default_settings()), indent=2, ensure_ascii=False) + "\n"
+    if args.output is None:
+        sys.stdout.write(text)
+    else:
+        args.output.write_text(text, encoding="utf-8")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="persistd", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -260,6 +273,12 @@ def build_parser() -> argparse.ArgumentParser:
     for p in history_cli.add_parsers(sub):
         with_database(p)
         p.set_defaults(func=cmd_history)
+
+    con = sub.add_parser(
+        "contract", help="print the client contract with the default settings (GET /v1/_contract)"
+    )
+    con.add_argument("--output", type=Path, help="write it to this file (client/contract.json)")
+    con.set_defaults(func=cmd_contract)
     return parser
 
 

@@ -2,8 +2,9 @@
 
 A file `<dump>/data/<domain>/<entity dirs...>/<key>.json` is the record (domain, entity, key),
 where the entity is the directories below the domain folder joined with "/" (candles:
-`binance/BTCUSDT/1m`). Memory, State and Session live beside `data/`:
-`<dump>/<domain>/<entity dirs...>/<key>.json` (memory: `<signalId>/<bucket>`).
+`binance/BTCUSDT/1m`). Memory, State, Session and (backtest-kit 20.x) Dictionary live beside
+`data/`: `<dump>/<domain>/<entity dirs...>/<key>.json` (memory: `<signalId>/<bucket>`;
+dictionary: `<signalId>/<dictionaryName>.json`).
 """
 
 import os
@@ -23,7 +24,7 @@ from .shapes import check_write
 from .store import Collection, Store
 
 # Domains whose files sit directly under the dump root rather than under data/.
-TOP_LEVEL_DOMAINS = frozenset({"memory", "state", "session"})
+TOP_LEVEL_DOMAINS = frozenset({"memory", "state", "session", "dictionary"})
 BATCH_ITEMS = 500
 BATCH_BYTES = 8 * 1024 * 1024
 PROGRESS_EVERY = 1000
@@ -55,7 +56,7 @@ def address_of(root: Path, path: Path) -> tuple[str, str, str]:
     if parts and parts[0] == "data":
         parts = parts[1:]
     elif not parts or parts[0] not in TOP_LEVEL_DOMAINS:
-        raise ValueError("not under data/, memory/, state/ or session/")
+        raise ValueError("not under data/, memory/, state/, session/ or dictionary/")
     if len(parts) < 3:
         raise ValueError("expected <domain>/<entity>/<key>.json")
     domain, *entity_dirs, filename = parts

@@ -29,16 +29,17 @@ class InvalidRequest(AppError):
     status, code, title = 400, "invalid_request", "Invalid request"
 
 
-class InvalidHttp(AppError):
-    status, code, title = 400, "invalid_http", "Invalid HTTP request"
-
-
 class InvalidName(AppError):
     status, code, title = 400, "invalid_name", "Invalid name"
 
 
 class InvalidJson(AppError):
     status, code, title = 400, "invalid_json", "Invalid JSON"
+
+
+class InvalidHttp(AppError):
+    # Sent by the transport (protocol.py) for a request its HTTP parser rejects.
+    status, code, title = 400, "invalid_http", "Invalid HTTP request"
 
 
 class Unauthorized(AppError):

@@ -2,14 +2,19 @@
 one reader of the decimal numbers clients write in headers and tokens."""
 
 import re
-import unicodedata
 from datetime import datetime
 from urllib.parse import unquote_to_bytes
 
 from .errors import InvalidName, InvalidRequest
 
 MAX_NAME_BYTES = 512
-_SLUG = re.compile(r"[a-z0-9][a-z0-9_.-]{0,62}")
+# A whole name must match (fullmatch; JavaScript: ^(?:...)$).
+SLUG_PATTERN = r"[a-z0-9][a-z0-9_.-]{0,62}"
+_SLUG = re.compile(SLUG_PATTERN)
+# Unicode's control characters (category Cc), as a character class JavaScript reads the same way.
+CONTROL_CHARACTERS = r"[\u0000-\u001f\u007f-\u009f]"
+_CONTROL = re.compile(CONTROL_CHARACTERS)
+RESERVED_NAMES = (".", "..")
 # A '%' not followed by two hex digits: unquote would keep it literally, so "%ZZ" and "%25ZZ"
 # would be two spellings of one name.
 _BAD_ESCAPE = re.compile(r"%(?![0-9A-Fa-f]{2})")
@@ -38,13 +43,13 @@ def check_name(kind: str, value: str) -> str:
         raise InvalidName(f"{kind} is not valid Unicode: it must be {NAME_RULE}") from None
     if size == 0 or size > MAX_NAME_BYTES:
         raise InvalidName(f"{kind} is {size} bytes long: it must be {NAME_RULE}")
-    if value in (".", ".."):
+    if value in RESERVED_NAMES:
         raise InvalidName(f"{kind} {value!r} is reserved: it must be {NAME_RULE}")
-    for ch in value:
-        if unicodedata.category(ch) == "Cc":
-            raise InvalidName(
-                f"{kind} contains the control character U+{ord(ch):04X}: it must be {NAME_RULE}"
-            )
+    control = _CONTROL.search(value)
+    if control:
+        raise InvalidName(
+            f"{kind} contains the control character U+{ord(control[0]):04X}: it must be {NAME_RULE}"
+        )
     return value
 
 

@@ -133,3 +133,25 @@ def test_import_refuses_a_value_over_the_size_limit_as_a_put_does(
     assert "the limit is 1048576 bytes" in done.stdout
     assert http.get(f"/v1/{ns}/misc/e/records/big").status_code == 404
     assert http.get(f"/v1/{ns}/misc/e/records/small").json() == 1
+
+
+def test_backtest_kit_20_dictionary_files_import_and_export_in_their_own_layout(
+    database_url: str, http: httpx.Client, tmp_path: Path, ns: str
+) -> None:
+    # backtest-kit 20.x: ./dump/dictionary/<signalId>/<dictionaryName>.json, beside data/.
+    value = {"id": "prefs", "data": {"risk": {"value": 0.5, "when": 1}}, "when": 1}
+    source = tmp_path / "dump" / "dictionary" / "sig-1" / "prefs.json"
+    source.parent.mkdir(parents=True)
+    source.write_text(json.dumps(value))
+    done = persistd(
+        "import-dump", str(tmp_path / "dump"), "--namespace", ns, database_url=database_url
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert http.get(f"/v1/{ns}/dictionary/sig-1/records/prefs").json() == value
+    out = tmp_path / "exported"
+    done = persistd("export-dump", str(out), "--namespace", ns, database_url=database_url)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert [p.relative_to(out).as_posix() for p in out.rglob("*.json")] == [
+        "dictionary/sig-1/prefs.json"
+    ]
+    assert json.loads((out / "dictionary" / "sig-1" / "prefs.json").read_text()) == value

@@ -8,6 +8,7 @@ from starlette.responses import Response
 
 from .. import body
 from ..auth import require
+from ..contract import MAX_NEWEST, MAX_PAGE
 from ..errors import InvalidRequest, PayloadTooLarge
 from ..names import check_name, parse_time
 from ..shapes import check_write
@@ -55,12 +56,12 @@ async def list_records(
     namespace: Namespace,
     domain: Domain,
     entity: Entity,
-    limit: Annotated[int, Query(ge=1, le=1000, description="page size")] = 100,
+    limit: Annotated[int, Query(ge=1, le=MAX_PAGE, description="page size")] = 100,
     cursor: Annotated[str | None, Query(description="next_cursor of the previous page")] = None,
     values: Annotated[bool, Query(description="return {key, value, version, updated_at}")] = False,
     newest: Annotated[
         int | None,
-        Query(ge=1, le=10000, description="the N most recently written records, oldest first"),
+        Query(ge=1, le=MAX_NEWEST, description="the N most recently written records, oldest first"),
     ] = None,
     at: Annotated[
         str | None, Query(description="the records as they stood at this RFC 3339 time")
