@@ -65,7 +65,9 @@ class Settings(BaseSettings):
     history_prune_interval: float = Field(
         default=60.0, gt=0, description="seconds between background pruning rounds"
     )
-    watch_max: int = Field(default=1000, ge=0, description="watchers per process; 503 past it")
+    watch_max: int = Field(
+        default=200, ge=0, description="watchers per worker (below max_requests); 503 past it"
+    )
     watch_buffer: int = Field(
         default=1000, ge=1, description="changes queued per watcher before it is disconnected"
     )
