@@ -27,6 +27,8 @@ _UNAVAILABLE: tuple[type[BaseException], ...] = (
     asyncpg.exceptions.InsufficientResourcesError,
     # A read-only server is a standby (or a failover in progress): writes work again later.
     asyncpg.exceptions.ReadOnlySQLTransactionError,
+    # Every host of a multi-host URL is down or read-only: a failover in progress.
+    asyncpg.exceptions.TargetServerAttributeNotMatched,
 )
 
 
@@ -68,6 +70,21 @@ class Item:
 
 
 @dataclass(frozen=True, slots=True)
+class Replication:
+    """What the primary says about its synchronous standbys."""
+
+    standby_names: str  # synchronous_standby_names; empty: commits never wait for a standby
+    synchronous_commit: str
+    attached: int | None  # standbys in sync or quorum state; None: the role may not see them
+
+    @property
+    def synchronous(self) -> bool:
+        """True when an acknowledged commit is on a standby too."""
+        waits = self.synchronous_commit in ("on", "remote_write", "remote_apply")
+        return bool(self.standby_names) and waits and bool(self.attached)
+
+
+@dataclass(frozen=True, slots=True)
 class Written:
     key: str
     version: int | None  # None: insert_if_absent found the key already there
@@ -103,6 +120,7 @@ class Store:
         acquire_timeout: float,
         statement_timeout: float,
         retry_after: int,
+        statement_cache_size: int = 100,
     ) -> "Store":
         """Create the pool; with the database down, start empty and connect on demand."""
         options: dict[str, Any] = {
@@ -111,6 +129,8 @@ class Store:
             "command_timeout": statement_timeout,
             "max_inactive_connection_lifetime": 300.0,
             "connection_class": _PoolConnection,
+            # 0: unnamed statements only, which PgBouncer's transaction pooling can route.
+            "statement_cache_size": statement_cache_size,
         }
         try:
             pool = await asyncpg.create_pool(dsn, min_size=min(min_size, max_size), **options)
@@ -129,7 +149,14 @@ class Store:
     async def _connection(self) -> AsyncIterator[asyncpg.Connection]:
         try:
             async with self._pool.acquire(timeout=self._acquire_timeout) as conn:
-                yield conn
+                try:
+                    yield conn
+                except asyncpg.exceptions.ReadOnlySQLTransactionError:
+                    # A demoted primary or a standby: this connection, and every other one the
+                    # pool opened before the failover, must reconnect (to the new primary).
+                    conn.terminate()
+                    self._pool.expire_connections()
+                    raise
         except asyncpg.exceptions.InvalidTextRepresentationError as exc:
             raise InvalidJson(f"the value is not valid JSON: {exc}") from None
         except (asyncpg.DataError, asyncpg.exceptions.ProgramLimitExceededError) as exc:
@@ -295,6 +322,12 @@ class Store:
         async with self._connection() as conn:
             status: str = await conn.execute(sql.TOKEN_REVOKE, token_id)
         return status.endswith(" 1")
+
+    async def replication(self) -> Replication:
+        """The synchronous standby settings and attached standbys of the connected primary."""
+        async with self._connection() as conn:
+            row = await conn.fetchrow(sql.REPLICATION)
+        return Replication(row[0], row[1], None if row[2] is None else int(row[2]))
 
     async def revisions(self) -> set[str]:
         """The Alembic revisions the database is at (empty before the first migration)."""
