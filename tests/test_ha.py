@@ -6,8 +6,10 @@ rejected, uncertain: tests/support.py Load) and checked against what is stored a
 Measured times are printed; docs/ha.md quotes them.
 """
 
+import configparser
 import os
 import random
+import re
 import shutil
 import signal
 import socket
@@ -21,9 +23,11 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
+import yaml
 
 from persistd.db import migrate
 from tests.support import ROOT, Attempt, Load, Service, free_port, postgres_processes
@@ -765,3 +769,92 @@ def test_records_suite_passes_through_pgbouncer_in_transaction_mode(workdir: Pat
     finally:
         proc.terminate()
         proc.wait(10)
+
+
+# ---- the compose example of this topology (deploy/ha) ----
+
+HA_DIR = ROOT / "deploy" / "ha"
+
+
+@pytest.fixture(scope="module")
+def ha_compose() -> dict[str, Any]:
+    loaded: dict[str, Any] = yaml.safe_load((HA_DIR / "docker-compose.yml").read_text())
+    return loaded
+
+
+def test_ha_compose_chains_databases_pooler_migration_instances_and_balancer(
+    ha_compose: dict[str, Any],
+) -> None:
+    services = ha_compose["services"]
+    assert set(services) == {
+        "db-primary", "db-standby", "pgbouncer", "migrate", "api-1", "api-2", "balancer"
+    }  # fmt: skip
+    for name, service in services.items():
+        if name != "migrate":
+            assert service["healthcheck"]["test"], f"{name} has no healthcheck"
+            assert service["restart"] == "unless-stopped", name
+        for volume in service.get("volumes", []):
+            source = volume.split(":")[0]
+            assert source in ha_compose["volumes"] or (HA_DIR / source).exists(), volume
+    waits = {name: s.get("depends_on", {}) for name, s in services.items()}
+    assert waits["db-standby"] == {"db-primary": {"condition": "service_healthy"}}
+    assert waits["pgbouncer"] == {"db-standby": {"condition": "service_healthy"}}
+    assert waits["migrate"] == {"pgbouncer": {"condition": "service_healthy"}}
+    for api in ("api-1", "api-2"):
+        assert waits[api] == {"migrate": {"condition": "service_completed_successfully"}}
+        env = services[api]["environment"]
+        assert "@pgbouncer:6432/" in env["PERSISTD_DATABASE_URL"]
+        assert env["PERSISTD_STATEMENT_CACHE_SIZE"] == "0"  # PgBouncer in transaction mode
+        assert env["PERSISTD_REQUIRE_SYNC_STANDBY"].startswith("${PERSISTD_REQUIRE_SYNC_STANDBY")
+        assert services[api]["image"] == services["migrate"]["image"]
+    # Migrations go to PostgreSQL itself, not through transaction pooling.
+    assert "@db-primary:5432/" in services["migrate"]["environment"]["PERSISTD_DATABASE_URL"]
+    assert services["balancer"]["depends_on"] == {
+        "api-1": {"condition": "service_healthy"}, "api-2": {"condition": "service_healthy"}
+    }  # fmt: skip
+    assert any(str(p).endswith(":8000") for p in services["balancer"]["ports"])
+
+
+def test_ha_compose_takes_every_secret_from_the_environment(ha_compose: dict[str, Any]) -> None:
+    for name, service in ha_compose["services"].items():
+        for var, value in service.get("environment", {}).items():
+            if "PASSWORD" in var or "DATABASE_URL" in var:
+                assert "${POSTGRES_PASSWORD:?" in str(value) or "${REPLICATION_PASSWORD:?" in str(
+                    value
+                ), f"{name}: {var} holds a literal secret"
+    texts = [p.read_text() for p in HA_DIR.rglob("*") if p.is_file()]
+    passwords = [pw for t in texts for pw in re.findall(r"postgresql://[^:/]+:([^@]+)@", t)]
+    assert set(passwords) == {"${POSTGRES_PASSWORD:?set POSTGRES_PASSWORD}"}, passwords
+    assert not any(re.search(r"PASSWORD\s+'[^:]", t) for t in texts)
+
+
+def test_ha_compose_files_pass_their_own_checkers(tmp_path: Path) -> None:
+    binary = shutil.which("docker-compose")
+    assert binary, "docker-compose is not installed (scripts/bootstrap)"
+    env = {**os.environ, "POSTGRES_PASSWORD": "from-the-env", "REPLICATION_PASSWORD": "too"}
+    done = subprocess.run(
+        [binary, "-f", str(HA_DIR / "docker-compose.yml"), "config"],
+        capture_output=True, text=True, env=env, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    missing = {k: v for k, v in env.items() if k != "REPLICATION_PASSWORD"}
+    refused = subprocess.run(
+        [binary, "-f", str(HA_DIR / "docker-compose.yml"), "config"],
+        capture_output=True, text=True, env=missing, check=False,
+    )  # fmt: skip
+    assert refused.returncode != 0 and "set REPLICATION_PASSWORD" in refused.stderr
+    haproxy_bin = shutil.which("haproxy") or "/usr/sbin/haproxy"
+    checked = subprocess.run(
+        [haproxy_bin, "-c", "-f", str(HA_DIR / "haproxy.cfg")],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    assert "option httpchk GET /readyz" in (HA_DIR / "haproxy.cfg").read_text()
+    ini = configparser.ConfigParser()
+    ini.read_string((HA_DIR / "pgbouncer" / "pgbouncer.ini").read_text())
+    assert ini["pgbouncer"]["pool_mode"] == "transaction"
+    for script in ("primary-init.sh", "standby-entrypoint.sh", "pgbouncer/entrypoint.sh"):
+        path = HA_DIR / script
+        shell = path.read_text().splitlines()[0].removeprefix("#!")  # parsed, not run
+        syntax = subprocess.run([shell, "-n", str(path)], capture_output=True, check=False)
+        assert syntax.returncode == 0, (script, syntax.stderr)
