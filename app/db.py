@@ -32,6 +32,17 @@ def _hosts(rest: str) -> list[str]:
     return netloc.rpartition("@")[2].split(",")
 
 
+def hosts(url: str) -> list[tuple[str, int]]:
+    """The (host, port) pairs a URL names, in order; a host without a port gets 5432."""
+    pairs = []
+    for entry in _hosts(url.partition("://")[2]):
+        host, colon, port = entry.rpartition(":")
+        if not colon or not port.isdigit() or (host.startswith("[") != host.endswith("]")):
+            host, port = entry, "5432"
+        pairs.append((host.strip("[]"), int(port)))
+    return pairs
+
+
 def sqlalchemy_url(url: str) -> str:
     """The URL in the form SQLAlchemy's async engine accepts.
 

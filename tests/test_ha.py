@@ -481,6 +481,33 @@ def test_failover_to_a_synchronous_standby_loses_no_acknowledged_write(
     assert time.monotonic() < bound, "the test ran past its bound"
 
 
+def test_failover_away_from_a_partitioned_primary_needs_no_restart(workdir: Path, ns: str) -> None:
+    bound = time.monotonic() + 90
+    primary, standby, _ = cluster(workdir, standby_names="*")
+    with Service(multi_host(primary, standby), env=HA_ENV) as svc:
+        load = Load(lambda: svc.url, ns, writers=8, bound=REQUEST_BOUND).start()
+        try:
+            time.sleep(1.5)
+            # SIGSTOP: the primary's host is cut off; connecting to it hangs instead of failing.
+            for pid in postgres_processes(primary.pgdata):
+                os.kill(pid, signal.SIGSTOP)
+            cut = time.monotonic()
+            standby.promote()
+            wait_for_acks(load, cut)
+            time.sleep(0.5)
+        finally:
+            load.stop()
+            primary.kill()
+        with httpx.Client(base_url=svc.url, timeout=10) as client:
+            counts = load.verify(client)
+        slow = [a for a in load.attempts() if a.seconds > REQUEST_BOUND]
+        assert not slow, f"{len(slow)} requests took longer than {REQUEST_BOUND} s: {slow[:3]}"
+        assert not load.errors, load.errors[:5]
+        print(f"partitioned primary: cut -> first acknowledged write "
+              f"{first_ack_after(load, cut):.2f} s; {counts}")  # fmt: skip
+    assert time.monotonic() < bound, "the test ran past its bound"
+
+
 # ---- 2. asynchronous standby: what a failover can lose, and readiness refusing it ----
 
 
@@ -526,6 +553,7 @@ def test_failover_to_an_asynchronous_standby_loses_what_it_lagged_behind(
                 lost += [a.started - stalled for a in acked if a.key == key and a.version > stored]
             recovered = client.put(f"/v1/{ns}/misc/faults/records/after", json=1)
             assert recovered.status_code == 201, recovered.text
+    assert not load.errors, load.errors[:5]
     at_risk = [a for a in acked if a.started >= stalled]
     print(
         f"asynchronous failover: {len(acked)} writes acknowledged, {len(at_risk)} of them while "
@@ -689,8 +717,10 @@ def test_two_instances_behind_haproxy_one_killed_under_load_lose_nothing(
                 f"write {first:.2f} s, {len(failed)} attempts to retry"
             )
             # The balancer retries refused connections on the survivor and stops sending to the
-            # dead instance within its health checks: only requests in flight at the kill fail.
-            assert len(failed) <= 16, failed[:5]
+            # dead instance within its health checks: only requests in flight at the kill (or
+            # sent on a connection haproxy had open to it) fail, and their clients retry.
+            assert all(killed - 0.5 < a.started < killed + 2.0 for a in failed), failed[:5]
+            assert len(failed) < 0.05 * len(traffic.load.attempts()), len(failed)
     finally:
         for svc in services:
             svc.stop()

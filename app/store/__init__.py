@@ -9,6 +9,7 @@ from typing import Any
 
 import asyncpg
 
+from ..db import hosts
 from ..errors import InvalidJson, InvalidValue, NotFound, Unavailable, VersionMismatch
 from . import sql
 
@@ -27,8 +28,17 @@ _UNAVAILABLE: tuple[type[BaseException], ...] = (
     asyncpg.exceptions.InsufficientResourcesError,
     # A read-only server is a standby (or a failover in progress): writes work again later.
     asyncpg.exceptions.ReadOnlySQLTransactionError,
-    # Every host of a multi-host URL is down or read-only: a failover in progress.
-    asyncpg.exceptions.TargetServerAttributeNotMatched,
+    # Every host of a multi-host URL is down or read-only (TargetServerAttributeNotMatched): a
+    # failover in progress; or a session the server ended under us ("cannot switch to state").
+    asyncpg.exceptions.InternalClientError,
+)
+# A connection that met these must not serve again, nor its siblings opened to the same server.
+_STALE_SERVER = (
+    # A demoted primary or a standby: reconnect, to the new primary.
+    asyncpg.exceptions.ReadOnlySQLTransactionError,
+    # A backend crashed and PostgreSQL sent FATAL to every other session, idle ones included:
+    # asyncpg then refuses the next statement on them.
+    asyncpg.exceptions.InternalClientError,
 )
 
 
@@ -102,6 +112,36 @@ class _PoolConnection(asyncpg.Connection):  # type: ignore[misc]
         return ""
 
 
+class _HostByHost:
+    """The pool's connect for a URL naming several hosts: each host gets its own share of the
+    connect timeout, and the host that last answered as primary is tried first.
+
+    asyncpg spends one timeout on the whole host list, so a primary that drops packets (a host
+    cut off by the network, unlike a refused connection) would use it all up and hide the
+    promoted standby behind it until that host came back.
+    """
+
+    def __init__(self, dsn: str, timeout: float) -> None:
+        self.hosts = hosts(dsn)
+        self.timeout = timeout / len(self.hosts)
+        self.first = 0
+
+    async def __call__(self, *args: Any, **kwargs: Any) -> asyncpg.Connection:
+        order = self.hosts[self.first :] + self.hosts[: self.first]
+        kwargs["timeout"] = self.timeout
+        failure: BaseException | None = None
+        for host, port in order:
+            try:
+                conn = await asyncpg.connect(*args, host=host, port=port, **kwargs)
+            except _UNAVAILABLE as exc:
+                failure = exc
+                continue
+            self.first = self.hosts.index((host, port))
+            return conn
+        assert failure is not None
+        raise failure
+
+
 class Store:
     """All database access of the service, over one asyncpg pool."""
 
@@ -132,6 +172,8 @@ class Store:
             # 0: unnamed statements only, which PgBouncer's transaction pooling can route.
             "statement_cache_size": statement_cache_size,
         }
+        if len(hosts(dsn)) > 1:
+            options["connect"] = _HostByHost(dsn, acquire_timeout)
         try:
             pool = await asyncpg.create_pool(dsn, min_size=min(min_size, max_size), **options)
         except _UNAVAILABLE:
@@ -151,11 +193,9 @@ class Store:
             async with self._pool.acquire(timeout=self._acquire_timeout) as conn:
                 try:
                     yield conn
-                except asyncpg.exceptions.ReadOnlySQLTransactionError:
-                    # A demoted primary or a standby: this connection, and every other one the
-                    # pool opened before the failover, must reconnect (to the new primary).
+                except _STALE_SERVER:
                     conn.terminate()
-                    self._pool.expire_connections()
+                    await self._pool.expire_connections()
                     raise
         except asyncpg.exceptions.InvalidTextRepresentationError as exc:
             raise InvalidJson(f"the value is not valid JSON: {exc}") from None
