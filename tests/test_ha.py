@@ -208,15 +208,12 @@ def workdir() -> Iterator[Path]:
     path = Path(tempfile.mkdtemp(prefix="persistd-ha-"))
     if RUN_AS:
         shutil.chown(path, RUN_AS, RUN_AS)
-    nodes: list[Node] = []
     try:
         yield path
     finally:
         for child in sorted(path.iterdir()):
             if (child / "PG_VERSION").exists():
-                nodes.append(Node(path, child.name))
-        for node in nodes:
-            node.stop()
+                Node(path, child.name).stop()
         shutil.rmtree(path, ignore_errors=True)
 
 
@@ -229,7 +226,8 @@ def cluster(workdir: Path, standby_names: str, link: bool = False) -> tuple[Node
     sql(primary.url, f"ALTER SYSTEM SET synchronous_standby_names = '{standby_names}'")
     sql(primary.url, "SELECT pg_reload_conf()")
     primary.wait_for_standby("sync" if standby_names else "async")
-    migrate(primary.url)
+    # Through the migration path's own multi-host URL handling (SQLAlchemy reads it differently).
+    migrate(multi_host(standby, primary))
     return primary, standby, relay
 
 
@@ -315,6 +313,12 @@ class Counters:
             time.sleep(0.05)
 
     def run(self, client_id: int, stop: threading.Event, deadline: float) -> None:
+        try:
+            self._increments(client_id, stop, deadline)
+        except Exception as exc:  # a thread's failure must reach the test
+            self.errors.append(f"client {client_id}: {exc!r}")
+
+    def _increments(self, client_id: int, stop: threading.Event, deadline: float) -> None:
         rng = random.Random(client_id)
         give_up = lambda: time.monotonic() > deadline  # noqa: E731
         with httpx.Client(timeout=REQUEST_BOUND + 15) as client:
