@@ -752,6 +752,31 @@ admin_users = postgres
 """
 
 
+def misconfigured_through(pooled_url: str) -> tuple[dict[int, int], list[str]]:
+    """Concurrent requests to a service with asyncpg's statement cache on, through the pooler."""
+    statuses: dict[int, int] = defaultdict(int)
+    hints: list[str] = []
+    lock = threading.Lock()
+
+    def client(n: int, base: str) -> None:
+        with httpx.Client(base_url=base, timeout=30) as http:
+            for i in range(30):
+                path = f"/v1/misconfigured/misc/e{n}/records/k{i % 3}"
+                resp = http.put(path, json=i) if i % 2 else http.get(path)
+                with lock:
+                    statuses[resp.status_code] += 1
+                    if resp.status_code == 503:
+                        hints.append(resp.json()["detail"])
+
+    with Service(pooled_url, env={"PERSISTD_LOG_LEVEL": "critical"}, ready_path="/healthz") as svc:
+        threads = [threading.Thread(target=client, args=(n, svc.url)) for n in range(8)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(60)
+    return dict(statuses), hints
+
+
 def test_records_suite_passes_through_pgbouncer_in_transaction_mode(workdir: Path) -> None:
     node = Node(workdir, "a").init_primary()
     binary = shutil.which("pgbouncer") or "/usr/sbin/pgbouncer"
@@ -797,9 +822,13 @@ def test_records_suite_passes_through_pgbouncer_in_transaction_mode(workdir: Pat
         summary = done.stdout.strip().splitlines()[-1]
         print(f"{version.stdout.splitlines()[0]}, transaction mode: test_records {summary} "
               f"({time.monotonic() - started:.1f} s)")  # fmt: skip
-        # The service's queries really went through PgBouncer.
-        served = sql(f"postgresql://postgres@127.0.0.1:{port}/pgbouncer", "SHOW STATS")
-        assert served is not None
+        # Without the setting, the service names the misconfiguration instead of a bare 500
+        # (and the errors show its queries did go through PgBouncer).
+        migrate(node.url)
+        statuses, hints = misconfigured_through(f"postgresql://postgres@127.0.0.1:{port}/postgres")
+        assert 500 not in statuses and statuses.get(503), statuses
+        assert all("PERSISTD_STATEMENT_CACHE_SIZE=0" in hint for hint in hints), hints[:3]
+        print(f"the same without PERSISTD_STATEMENT_CACHE_SIZE=0: statuses {statuses}")
     finally:
         proc.terminate()
         proc.wait(10)

@@ -1,6 +1,7 @@
 """Store layer: asyncpg calls over one pool (SQL text in sql.py); one round trip per operation."""
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -12,6 +13,8 @@ import asyncpg
 from ..db import hosts
 from ..errors import InvalidJson, InvalidValue, NotFound, Unavailable, VersionMismatch
 from . import sql
+
+log = logging.getLogger("persistd.store")
 
 ANY_VERSION = -1  # If-Match: * (the record must exist, any version)
 CLOSE_GRACE = 10.0  # seconds the pool waits for queries in flight when the service stops
@@ -31,6 +34,10 @@ _UNAVAILABLE: tuple[type[BaseException], ...] = (
     # Every host of a multi-host URL is down or read-only (TargetServerAttributeNotMatched): a
     # failover in progress; or a session the server ended under us ("cannot switch to state").
     asyncpg.exceptions.InternalClientError,
+)
+_POOLER_STATEMENTS = (
+    asyncpg.exceptions.InvalidSQLStatementNameError,
+    asyncpg.exceptions.DuplicatePreparedStatementError,
 )
 # A connection that met these must not serve again, nor its siblings opened to the same server.
 _STALE_SERVER = (
@@ -211,6 +218,15 @@ class Store:
                 "the database schema is not migrated; run `persistd migrate`",
                 headers={"Retry-After": self._retry_after},
             ) from None
+        except _POOLER_STATEMENTS as exc:
+            # A pooler in transaction mode moved the session to another server connection,
+            # where asyncpg's named statement does not exist (or another one has its name).
+            hint = (
+                "prepared statements do not survive the connection pooler in front of "
+                "PostgreSQL (PgBouncer in transaction mode?): set PERSISTD_STATEMENT_CACHE_SIZE=0"
+            )
+            log.error("%s (%s)", hint, exc)
+            raise Unavailable(hint, headers={"Retry-After": self._retry_after}) from None
 
     def pool_usage(self) -> tuple[int, int]:
         """Connections open in the pool, and how many of them are lent out."""
