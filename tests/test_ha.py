@@ -6,6 +6,7 @@ rejected, uncertain: tests/support.py Load) and checked against what is stored a
 Measured times are printed; docs/ha.md quotes them.
 """
 
+import asyncio
 import configparser
 import os
 import random
@@ -28,8 +29,9 @@ from typing import Any
 import httpx
 import pytest
 import yaml
+from sqlalchemy.ext.asyncio import create_async_engine
 
-from persistd.db import migrate
+from persistd.db import asyncpg_dsn, hosts, migrate, sqlalchemy_url
 from tests.support import ROOT, Attempt, Load, Service, free_port, postgres_processes
 
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
@@ -439,6 +441,26 @@ def wait_for_acks(load: Load, after: float, count: int = 30, timeout: float = 20
 
 def readiness(svc: Service) -> httpx.Response:
     return httpx.get(svc.url + "/readyz", timeout=10)
+
+
+# ---- URLs naming several hosts ----
+
+
+def test_multi_host_urls_target_the_primary_in_every_form_persistd_uses() -> None:
+    url = "postgresql://u:p%40w@db-a:5433,db-b/persistd?sslmode=disable"
+    dsn = asyncpg_dsn(url)
+    assert dsn == url + "&target_session_attrs=read-write"
+    assert asyncpg_dsn(url + "&target_session_attrs=primary").endswith("=primary")
+    assert asyncpg_dsn("postgresql://u@db/p") == "postgresql://u@db/p"  # one host: unchanged
+    assert hosts(dsn) == [("db-a", 5433), ("db-b", 5432)]
+    engine = create_async_engine(sqlalchemy_url(url))
+    try:
+        _, params = engine.dialect.create_connect_args(engine.url)
+    finally:
+        asyncio.run(engine.dispose())
+    assert params["host"] == ["db-a", "db-b"] and params["port"] == [5433, 5432]
+    assert params["password"] == "p@w" and params["database"] == "persistd"
+    assert params["target_session_attrs"] == "read-write"
 
 
 # ---- 1. synchronous standby: failover loses nothing acknowledged ----
