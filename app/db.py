@@ -20,8 +20,8 @@ def asyncpg_dsn(url: str) -> str:
     _, sep, rest = url.partition("://")
     if not sep:
         raise ValueError(f"not a database URL: {url!r}")
-    hosts, query = _hosts(rest), rest.partition("?")[2]
-    if len(hosts) > 1 and "target_session_attrs" not in dict(parse_qsl(query)):
+    query = rest.partition("?")[2]
+    if len(_hosts(rest)) > 1 and "target_session_attrs" not in dict(parse_qsl(query)):
         rest += ("&" if query else "?") + "target_session_attrs=read-write"
     return f"postgresql://{rest}"
 
@@ -50,12 +50,12 @@ def sqlalchemy_url(url: str) -> str:
     port, not as the comma-separated list libpq and asyncpg accept: the list moves into the query.
     """
     rest = asyncpg_dsn(url).partition("://")[2]
-    hosts = _hosts(rest)
-    if len(hosts) > 1:
+    pairs = hosts(url)
+    if len(pairs) > 1:
         head, _, tail = rest.partition("/")
         userinfo, at, _ = head.rpartition("@")
         path, _, query = tail.partition("?")
-        params = [("host", h if h.rpartition(":")[2].isdigit() else f"{h}:5432") for h in hosts]
+        params = [("host", f"{host}:{port}") for host, port in pairs]
         params += parse_qsl(query, keep_blank_values=True)
         rest = f"{userinfo}{at}/{path}?{urlencode(params)}"
     return f"postgresql+asyncpg://{rest}"
