@@ -587,9 +587,9 @@ def test_failover_to_an_asynchronous_standby_loses_what_it_lagged_behind(
         f"promoted {promoted - killed:.2f} s after the kill"
     )
     # Exactly what the standby had not received is gone: writes acknowledged during the lag
-    # (and the few in flight as it began), never an older one.
+    # (and the few still on their way as it began), never an older one.
     assert lost, "the lagging standby lost nothing: the link did not stall"
-    assert min(lost) > -0.2, sorted(lost)[:5]
+    assert min(lost) > -1.0, sorted(lost)[:5]
     assert time.monotonic() < bound, "the test ran past its bound"
 
 
