@@ -4,7 +4,8 @@
 set -euo pipefail
 psql -v ON_ERROR_STOP=1 -v pw="$REPLICATION_PASSWORD" --username "$POSTGRES_USER" --dbname "$POSTGRES_DB" <<'SQL'
 CREATE ROLE replicator WITH REPLICATION LOGIN PASSWORD :'pw';
--- sync_state in pg_stat_replication, reported by /readyz, needs pg_read_all_stats.
+-- /readyz reports sync_state from pg_stat_replication, which a role sees with pg_monitor (the
+-- image's POSTGRES_USER is a superuser anyway; keep this for a dedicated persistd role).
 GRANT pg_monitor TO persistd;
 -- Takes effect at the real start, after this script: a commit now would wait for a standby.
 ALTER SYSTEM SET synchronous_standby_names = '*';
