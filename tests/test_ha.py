@@ -535,9 +535,9 @@ def test_failover_away_from_a_partitioned_primary_needs_no_restart(workdir: Path
             counts = load.verify(client)
         # A request on a connection to the cut-off primary waits out the statement timeout,
         # after waiting up to the pool timeout for that connection.
-        bound = POOL_TIMEOUT + STATEMENT_TIMEOUT + 2.0
-        slow = [a for a in load.attempts() if a.seconds > bound]
-        assert not slow, f"{len(slow)} requests took longer than {bound} s: {slow[:3]}"
+        limit = POOL_TIMEOUT + STATEMENT_TIMEOUT + 2.0
+        slow = [a for a in load.attempts() if a.seconds > limit]
+        assert not slow, f"{len(slow)} requests took longer than {limit} s: {slow[:3]}"
         assert not load.errors, load.errors[:5]
         print(f"partitioned primary: cut -> first acknowledged write "
               f"{first_ack_after(load, cut):.2f} s; {counts}")  # fmt: skip
