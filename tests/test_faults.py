@@ -22,6 +22,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from persistd.embedded import EmbeddedPostgres
 from tests.support import Load, Service, embedded_server, postgres_processes, scratch_database
 
 POOL_TIMEOUT = 1.0
@@ -45,7 +46,7 @@ def check_bounded(load: Load) -> None:
 
 
 @pytest.fixture
-def own_postgres() -> Iterator[object]:
+def own_postgres() -> Iterator[EmbeddedPostgres]:
     """A PostgreSQL of this test's own: it is stopped and restarted, never the shared one."""
     data_dir = Path(tempfile.mkdtemp(prefix="persistd-faults-"))
     try:
@@ -56,7 +57,7 @@ def own_postgres() -> Iterator[object]:
 
 
 def test_database_restart_under_write_load_answers_503_fast_and_loses_no_ack(
-    own_postgres: object, ns: str
+    own_postgres: EmbeddedPostgres, ns: str
 ) -> None:
     server = own_postgres
     deadline = time.monotonic() + 60
@@ -89,7 +90,7 @@ def test_database_restart_under_write_load_answers_503_fast_and_loses_no_ack(
 
 
 def test_frozen_database_under_write_load_answers_503_within_the_timeouts(
-    own_postgres: object, ns: str
+    own_postgres: EmbeddedPostgres, ns: str
 ) -> None:
     server = own_postgres
     deadline = time.monotonic() + 60

@@ -32,7 +32,8 @@ import yaml
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from persistd.db import asyncpg_dsn, hosts, migrate, sqlalchemy_url
-from tests.support import ROOT, Attempt, Load, Service, free_port, postgres_processes
+from persistd.embedded import free_port
+from tests.support import ROOT, Attempt, Load, Service, postgres_processes
 
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
 # PostgreSQL and PgBouncer refuse to run as root: as root, they run as Debian's postgres user.
@@ -586,7 +587,9 @@ def test_failover_to_an_asynchronous_standby_loses_what_it_lagged_behind(
                     got = client.get(load.path(key))
                 assert got.status_code in (200, 404), got.text
                 stored = int(got.headers["etag"].strip('"')) if got.status_code == 200 else 0
-                lost += [a.started - stalled for a in acked if a.key == key and a.version > stored]
+                lost += [
+                    a.started - stalled for a in acked if a.key == key and (a.version or 0) > stored
+                ]
             recovered = client.put(f"/v1/{ns}/misc/faults/records/after", json=1)
             assert recovered.status_code == 201, recovered.text
     assert not load.errors, load.errors[:5]
