@@ -121,6 +121,7 @@ async def _with_store(url: str, settings: Settings, work: Callable[[Store], Awai
         statement_timeout=max(settings.statement_timeout, 60.0),
         retry_after=settings.retry_after,
         history=history_policy(settings),
+        statement_cache_size=settings.statement_cache_size,
     )
     try:
         return await work(store)

@@ -24,6 +24,16 @@ class Settings(BaseSettings):
     pool_max_size: int = Field(default=20, ge=1)
     pool_timeout: float = Field(default=5.0, gt=0, description="seconds to wait for a connection")
     statement_timeout: float = Field(default=10.0, gt=0, description="seconds per query")
+    statement_cache_size: int = Field(
+        default=100,
+        ge=0,
+        description="prepared statements cached per connection; 0 behind PgBouncer in "
+        "transaction mode (before 1.21, or with max_prepared_statements = 0)",
+    )
+    require_sync_standby: bool = Field(
+        default=False,
+        description="/readyz fails while the primary has no synchronous standby attached",
+    )
     retry_after: int = Field(default=1, ge=0, description="Retry-After seconds on 503")
     max_value_bytes: int = Field(default=1024 * 1024, ge=1)
     max_batch_bytes: int = Field(default=16 * 1024 * 1024, ge=1)
