@@ -29,8 +29,15 @@ def test_bench_quick_completes_and_prints_the_table() -> None:
         "batch-put rows/s",
         "read p50 latency",
         "write p50 latency",
+        "writeSignalData p50 persistd vs direct PostgreSQL",
+        "writeSignalData p99 persistd vs direct PostgreSQL",
+        "8 processes writeSignalData/s persistd vs direct PostgreSQL",
+        "32 processes writeSignalData/s persistd vs direct PostgreSQL",
         "writeSignalData p50 persistd vs file adapter",
         "8 processes writeSignalData/s persistd vs file adapter",
+        "capacity: live bots at write p99 <= 25 ms",
+        "| run | bot | service | PostgreSQL | total |",  # CPU accounting
+        "cannot run here: across a network",  # or, where packets can be delayed, its rows
     ):
         assert row in out, out
     assert "runs had errors" not in out, out
