@@ -80,7 +80,7 @@ def configure_logging(fmt: str, level: str) -> None:
     # What no persistd line shows is not collected for every record (the logging HOWTO's
     # "Optimization"): the caller's file and line, thread, process and process name. With a
     # line per request, collecting them was a fifth of a read's CPU (docs/performance.md).
-    logging._srcfile = None  # type: ignore[attr-defined]
+    logging._srcfile = None
     logging.logThreads = False
     logging.logProcesses = False
     logging.logMultiprocessing = False
