@@ -264,7 +264,7 @@ class Bench:
         """
         limit_ms = 25.0
         seconds, settle = (2.0, 1.0) if self.args.quick else (5.0, 2.0)
-        n, top = (100, 400) if self.args.quick else (250, 8000)
+        n, top = (100, 200) if self.args.quick else (250, 8000)
         good: tuple[int, Load, dict[str, float]] | None = None
         bad: int | None = None
         steps = 0
@@ -274,7 +274,7 @@ class Bench:
         ):
             roots = {"service": svc.process.pid if svc.process else None,
                      "postgres": postmaster_pid(url)}  # fmt: skip
-            while steps < (3 if self.args.quick else 8):
+            while steps < (2 if self.args.quick else 8):
                 steps += 1
                 with cpu_meter(roots) as cpu:
                     started = time.process_time()  # the load generator runs in this process
