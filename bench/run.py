@@ -125,20 +125,22 @@ class Bench:
         with bench_database(server_url, "persistd_bench") as url:
             populate(url, "read", 0, READ_KEYS)
             reads = {"BENCH_ENTITY": "read", "BENCH_KEYS": str(READ_KEYS)}
+            pm = postmaster_pid(url)  # CPU per request of PostgreSQL, next to the service's
             with Service(url, self.knobs) as svc:
                 wrk(svc, "get_existing.lua", 2, 1, reads)  # warm-up: statements get prepared
                 self.profile_start(svc)
                 for c in (1, 32):
                     m = self.interleaved({
                         "service PUT (new key)": lambda r, c=c: wrk(
-                            svc, "put_unique.lua", c, secs, {"BENCH_ENTITY": f"put{c}r{r}"}),
+                            svc, "put_unique.lua", c, secs, {"BENCH_ENTITY": f"put{c}r{r}"}, pm),
                         "pgbench upsert (new key)": lambda r, c=c: pgbench(
                             pgbench_bin, url, "pg_upsert.sql", c, secs,
-                            {"entity": f"put{c}r{r}"}, work),
-                        "service GET": lambda r, c=c: wrk(svc, "get_existing.lua", c, secs, reads),
+                            {"entity": f"put{c}r{r}"}, work, pm),
+                        "service GET": lambda r, c=c: wrk(
+                            svc, "get_existing.lua", c, secs, reads, pm),
                         "pgbench select": lambda r, c=c: pgbench(
                             pgbench_bin, url, "pg_select.sql", c, secs,
-                            {"entity": "read", "keys": str(READ_KEYS)}, work),
+                            {"entity": "read", "keys": str(READ_KEYS)}, work, pm),
                     })  # fmt: skip
                     for name, result in m.items():
                         self.record(name, "pgbench" if "pgbench" in name else "wrk", c, result)
@@ -390,18 +392,19 @@ class Bench:
         if accounted:
             lines += [
                 "",
-                "CPU per operation, ms (process CPU time from /proc over the run, per write;"
-                " bot: the Node bots' or the load generator's own):",
+                "CPU per operation, ms (process CPU time from /proc over each run, per request,"
+                " transaction or write; bot: the load generator's own: wrk, pgbench, the Node bots"
+                " or the capacity fleet):",
                 "",
-                "| run | bot | service | PostgreSQL | total |",
-                "|---|---|---|---|---|",
+                "| run | c | bot | service | PostgreSQL | total |",
+                "|---|---|---|---|---|---|",
             ]
             for r in accounted:
                 cpu = r.result.cpu_ms or {}
                 cells = [cpu.get(k) for k in ("bot", "service", "postgres")]
                 text = [f"{c:.3f}" if c is not None else "" for c in cells]
                 total = sum(c for c in cells if c is not None)
-                lines.append(f"| {r.name} | {' | '.join(text)} | {total:.3f} |")
+                lines.append(f"| {r.name} | {r.connections} | {' | '.join(text)} | {total:.3f} |")
         for line in self.cannot:
             lines += ["", f"cannot run here: {line}"]
         return "\n".join(lines)

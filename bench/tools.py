@@ -4,6 +4,7 @@ import asyncio
 import json
 import os
 import re
+import resource
 import shutil
 import signal
 import statistics
@@ -349,12 +350,24 @@ def packet_delay_unavailable() -> str | None:
 # ---- load generators ----
 
 
+def _children_cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _per_request(cpu: dict[str, float], client: float, requests: int) -> dict[str, float]:
+    """CPU ms per request: the load generator ("bot"), the service and PostgreSQL."""
+    spent = {"bot": client, **cpu}
+    return {name: seconds * 1000 / max(1, requests) for name, seconds in spent.items()}
+
+
 def wrk(
     service: Service,
     scenario: str,
     connections: int,
     seconds: float,
     env: dict[str, str] | None = None,
+    postmaster: int | None = None,
 ) -> Result:
     """Drive the service with wrk and one Lua scenario from bench/scripts."""
     require_tool("wrk", "apt-get install wrk")
@@ -365,10 +378,13 @@ def wrk(
         "wrk", "-t", str(threads), "-c", str(connections), "-d", f"{max(1, round(seconds))}s",
         "--timeout", "10s", "-s", str(script), service.url,
     ]  # fmt: skip
-    with rss_sampler(service) as peak:
+    roots = {"service": service.process.pid if service.process else None, "postgres": postmaster}
+    client = _children_cpu_seconds()
+    with rss_sampler(service) as peak, cpu_meter(roots) as cpu:
         done = subprocess.run(
             cmd, capture_output=True, text=True, env={**os.environ, **(env or {})}, check=False
         )
+    client = _children_cpu_seconds() - client
     script.unlink(missing_ok=True)
     line = next((ln for ln in done.stdout.splitlines() if ln.startswith("BENCH ")), None)
     if done.returncode != 0 or line is None:
@@ -382,6 +398,7 @@ def wrk(
         count=data["requests"],
         errors=data["status_errors"] + data["socket_errors"],
         rss_mb=peak[0],
+        cpu_ms=_per_request(cpu, client, data["requests"]) if postmaster else None,
     )
 
 
@@ -393,6 +410,7 @@ def pgbench(
     seconds: float,
     variables: dict[str, str],
     work: Path,
+    postmaster: int | None = None,
 ) -> Result:
     """Run one custom pgbench script (prepared statements, like asyncpg); latency from its log."""
     logs = work / f"pgbench-{script}-{clients}"
@@ -405,7 +423,10 @@ def pgbench(
     ]  # fmt: skip
     for name, value in variables.items():
         cmd += ["-D", f"{name}={value}"]
-    done = subprocess.run([*cmd, url], capture_output=True, text=True, check=False)
+    client = _children_cpu_seconds()
+    with cpu_meter({"postgres": postmaster}) as cpu:
+        done = subprocess.run([*cmd, url], capture_output=True, text=True, check=False)
+    client = _children_cpu_seconds() - client
     tps = re.search(r"tps = ([\d.]+) \(without initial connection time\)", done.stdout)
     failed = re.search(r"number of failed transactions: (\d+)", done.stdout)
     if done.returncode != 0 or tps is None:
@@ -421,6 +442,7 @@ def pgbench(
         p99_ms=percentile(latencies, 99),
         count=len(latencies),
         errors=int(failed.group(1)) if failed else 0,
+        cpu_ms=_per_request(cpu, client, len(latencies)) if postmaster else None,
     )
 
 

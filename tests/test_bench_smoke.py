@@ -36,7 +36,7 @@ def test_bench_quick_completes_and_prints_the_table() -> None:
         "writeSignalData p50 persistd vs file adapter",
         "8 processes writeSignalData/s persistd vs file adapter",
         "capacity: live bots at write p99 <= 25 ms",
-        "| run | bot | service | PostgreSQL | total |",  # CPU accounting
+        "| run | c | bot | service | PostgreSQL | total |",  # CPU accounting
         "cannot run here: across a network",  # or, where packets can be delayed, its rows
     ):
         assert row in out, out
