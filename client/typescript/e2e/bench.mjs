@@ -169,7 +169,8 @@ function runBot(job, cwd) {
   const messages = [];
   const waiters = [];
   child.on("message", (m) => (waiters.length ? waiters.shift()(m) : messages.push(m)));
-  const exited = new Promise((resolve) => child.once("exit", resolve));
+  // "close", not "exit": by then every message the bot sent has been delivered.
+  const exited = new Promise((resolve) => child.once("close", resolve));
   const next = () =>
     new Promise((resolve, reject) => {
       if (messages.length) return resolve(messages.shift());
