@@ -324,7 +324,7 @@ class Bench:
             # Not built: no machine this project runs on has offered a delaying qdisc yet.
             reason = "packet delay works here, but the bench has no delayed-network rows yet"
         self.cannot.append(f"across a network (0.5 ms RTT between namespaces): {reason}")
-        self.log(f"across a network: cannot run here ({reason})")
+        self.log(f"across a network: cannot be measured here ({reason})")
 
     # ---- profiling (--profile) ----
 
@@ -406,7 +406,7 @@ class Bench:
                 total = sum(c for c in cells if c is not None)
                 lines.append(f"| {r.name} | {r.connections} | {' | '.join(text)} | {total:.3f} |")
         for line in self.cannot:
-            lines += ["", f"cannot run here: {line}"]
+            lines += ["", f"cannot be measured here: {line}"]
         return "\n".join(lines)
 
     def machine(self, server_url: str) -> str:

@@ -37,7 +37,7 @@ def test_bench_quick_completes_and_prints_the_table() -> None:
         "8 processes writeSignalData/s persistd vs file adapter",
         "capacity: live bots at write p99 <= 25 ms",
         "| run | c | bot | service | PostgreSQL | total |",  # CPU accounting
-        "cannot run here: across a network",  # or, where packets can be delayed, its rows
+        "cannot be measured here: across a network",  # or, where packets can be delayed, its rows
     ):
         assert row in out, out
     assert "runs had errors" not in out, out
