@@ -1,6 +1,6 @@
 """Benchmarks: the service against pgbench on the same PostgreSQL, in one run, as ratios.
 
-    python -m bench            full run (about 8 minutes)
+    python -m bench            full run (about 10 minutes on a shared 2-core machine)
     python -m bench --quick    CI smoke sizes (about 2 minutes); never fails on a target
     python -m bench --only node    one part (repeatable): throughput, scale, node (backtest-kit
                                    in Node), network, capacity
@@ -416,11 +416,14 @@ class Bench:
                 cpu = line.split(":", 1)[1].strip()
                 break
         version = server_version(server_url)
-        knobs = ", ".join(f"{k}={v}" for k, v in self.knobs.items() if v)
+        defaults = {"http": "persistd", "loop": "uvloop"}  # what `persistd serve` runs
+        changed = [f"{k}={v}" for k, v in self.knobs.items() if v and defaults.get(k) != v]
+        service = "`persistd serve` with its defaults" + (
+            f" but {', '.join(changed)}" if changed else ""
+        )
         return (
             f"{cpu}, {os.cpu_count()} cores, {platform.system()} {platform.release()}, "
-            f"Python {platform.python_version()}, PostgreSQL {version}; "
-            f"service: `persistd serve` defaults but {knobs}; "
+            f"Python {platform.python_version()}, PostgreSQL {version}; service: {service}; "
             f"{self.rounds()} x {self.seconds:.0f} s runs per measure, median"
         )
 
