@@ -418,9 +418,9 @@ class Bench:
         version = server_version(server_url)
         defaults = {"http": "persistd", "loop": "uvloop"}  # what `persistd serve` runs
         changed = [f"{k}={v}" for k, v in self.knobs.items() if v and defaults.get(k) != v]
-        service = "`persistd serve` with its defaults" + (
-            f" but {', '.join(changed)}" if changed else ""
-        )
+        service = f"`persistd serve` with its defaults ({os.cpu_count()} workers, access log on)"
+        if changed:
+            service += f" but {', '.join(changed)}"
         return (
             f"{cpu}, {os.cpu_count()} cores, {platform.system()} {platform.release()}, "
             f"Python {platform.python_version()}, PostgreSQL {version}; service: {service}; "
