@@ -2,8 +2,9 @@
 
 from fastapi import APIRouter
 
-from . import collections, inspection, records
+from . import collections, contract, inspection, records
 
 router = APIRouter()
-for part in (records, collections, inspection):
+# The contract first: /v1/_contract would otherwise match /v1/{namespace}.
+for part in (contract, records, collections, inspection):
     router.include_router(part.router)
