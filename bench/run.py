@@ -3,7 +3,7 @@
     python -m bench            full run (about 10 minutes on a shared 2-core machine)
     python -m bench --quick    CI smoke sizes (about 2 minutes); never fails on a target
     python -m bench --only node    one part (repeatable): throughput, scale, node (backtest-kit
-                                   in Node), network, capacity
+                                   in Node), history, network, capacity
 
 Every target is a ratio between two numbers measured here, on this machine, minutes apart,
 because absolute numbers on a shared machine are noise (docs/performance.md).
@@ -21,6 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from bench import history
 from bench.capacity import Load, run_bots
 from bench.tools import (
     E2E,
@@ -455,7 +456,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--loop", default="uvloop", choices=["uvloop", "asyncio"])
     parser.add_argument("--pool-max", type=int, default=0, help="PERSISTD_POOL_MAX_SIZE")
     parser.add_argument("--skip-scale", action="store_true", help="skip the 1M-record runs")
-    parts = ["throughput", "scale", "node", "capacity", "network"]
+    parts = ["throughput", "scale", "node", "history", "capacity", "network"]
     parser.add_argument("--only", choices=parts, action="append", help="run one part (repeatable)")
     parser.add_argument("--profile", metavar="DIR", help="py-spy the throughput runs into DIR")
     args = parser.parse_args(argv)
@@ -474,6 +475,8 @@ def main(argv: list[str] | None = None) -> int:
                 bench.scale(server_url)
             if "node" in only:
                 bench.backtest_kit_node(server_url)
+            if "history" in only:
+                history.run(bench, server_url)
             if "network" in only:
                 bench.network()
             if "capacity" in only:

@@ -38,6 +38,8 @@ def test_bench_quick_completes_and_prints_the_table() -> None:
         "capacity: live bots at write p99 <= 25 ms",
         "| run | c | bot | service | PostgreSQL | total |",  # CPU accounting
         "cannot be measured here: across a network",  # or, where packets can be delayed, its rows
+        "writes c=32 history on vs off",
+        "watch p99 at 100 watchers",
     ):
         assert row in out, out
     assert "runs had errors" not in out, out
