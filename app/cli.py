@@ -228,7 +228,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", help="interface to listen on (default 127.0.0.1)")
     serve.add_argument("--port", type=int, help="port to listen on (default 8000)")
     serve.add_argument(
-        "--workers", type=int, help="worker processes (default PERSISTD_WORKERS, else 1)"
+        "--workers", type=int, help="worker processes (default PERSISTD_WORKERS, else one per core)"
     )
     serve.add_argument(
         "--graceful-timeout", type=int, default=20, help="seconds to finish requests on SIGTERM"

@@ -1,5 +1,6 @@
 """Configuration layer: every setting comes from a PERSISTD_* environment variable."""
 
+import os
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -19,7 +20,12 @@ class Settings(BaseSettings):
     data_dir: Path = Path("./persistd-data")
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=0, le=65535)
-    workers: int = Field(default=1, ge=1, description="worker processes of `persistd serve`")
+    # One worker process per core: a single one saturates its core long before PostgreSQL does.
+    workers: int = Field(
+        default_factory=lambda: os.cpu_count() or 1,
+        ge=1,
+        description="worker processes of `persistd serve` (default: one per core)",
+    )
     pool_min_size: int = Field(default=2, ge=0)
     pool_max_size: int = Field(default=20, ge=1)
     pool_timeout: float = Field(default=5.0, gt=0, description="seconds to wait for a connection")
