@@ -66,7 +66,7 @@ def _signal_row(symbol: str, strategy: str, i: int) -> bytes:
 
 
 def _strategy_row(i: int) -> bytes:
-    row = {
+    row: dict[str, object] = {
         "pendingSignalId": None, "lastPendingId": None, "createdSignal": None,
         "commitQueue": [], "closedSignal": None, "cancelledSignal": None,
         "activatedSignal": None, "takeProfitSignal": None, "stopLossSignal": None,
