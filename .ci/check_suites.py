@@ -29,6 +29,7 @@ REQUIRED = [
     "tests.test_contract",
     "tests.test_history",
     "tests.test_watch",
+    "tests.test_ha",
     "client.python.tests",
 ]
 

@@ -121,6 +121,7 @@ async def _with_store(url: str, settings: Settings, work: Callable[[Store], Awai
         statement_timeout=max(settings.statement_timeout, 60.0),
         retry_after=settings.retry_after,
         history=history_policy(settings),
+        statement_cache_size=settings.statement_cache_size,
     )
     try:
         return await work(store)
@@ -227,7 +228,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", help="interface to listen on (default 127.0.0.1)")
     serve.add_argument("--port", type=int, help="port to listen on (default 8000)")
     serve.add_argument(
-        "--workers", type=int, help="worker processes (default PERSISTD_WORKERS, else 1)"
+        "--workers", type=int, help="worker processes (default PERSISTD_WORKERS, else one per core)"
     )
     serve.add_argument(
         "--graceful-timeout", type=int, default=20, help="seconds to finish requests on SIGTERM"

@@ -1,5 +1,6 @@
 """Configuration layer: every setting comes from a PERSISTD_* environment variable."""
 
+import os
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -19,11 +20,26 @@ class Settings(BaseSettings):
     data_dir: Path = Path("./persistd-data")
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=0, le=65535)
-    workers: int = Field(default=1, ge=1, description="worker processes of `persistd serve`")
+    # One worker process per core: a single one saturates its core long before PostgreSQL does.
+    workers: int = Field(
+        default_factory=lambda: os.cpu_count() or 1,
+        ge=1,
+        description="worker processes of `persistd serve` (default: one per core)",
+    )
     pool_min_size: int = Field(default=2, ge=0)
     pool_max_size: int = Field(default=20, ge=1)
     pool_timeout: float = Field(default=5.0, gt=0, description="seconds to wait for a connection")
     statement_timeout: float = Field(default=10.0, gt=0, description="seconds per query")
+    statement_cache_size: int = Field(
+        default=100,
+        ge=0,
+        description="prepared statements cached per connection; 0 behind PgBouncer in "
+        "transaction mode (before 1.21, or with max_prepared_statements = 0)",
+    )
+    require_sync_standby: bool = Field(
+        default=False,
+        description="/readyz fails while the primary has no synchronous standby attached",
+    )
     retry_after: int = Field(default=1, ge=0, description="Retry-After seconds on 503")
     max_value_bytes: int = Field(default=1024 * 1024, ge=1)
     max_batch_bytes: int = Field(default=16 * 1024 * 1024, ge=1)
@@ -65,7 +81,9 @@ class Settings(BaseSettings):
     history_prune_interval: float = Field(
         default=60.0, gt=0, description="seconds between background pruning rounds"
     )
-    watch_max: int = Field(default=1000, ge=0, description="watchers per process; 503 past it")
+    watch_max: int = Field(
+        default=200, ge=0, description="watchers per worker (below max_requests); 503 past it"
+    )
     watch_buffer: int = Field(
         default=1000, ge=1, description="changes queued per watcher before it is disconnected"
     )

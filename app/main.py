@@ -1,5 +1,6 @@
 """Application layer: create_app() wires settings, the store lifespan, routes and errors."""
 
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -12,13 +13,15 @@ from .auth import Authenticator, auth_required
 from .config import Settings, get_settings
 from .db import asyncpg_dsn, head_revisions
 from .docs import install_docs
-from .errors import InvalidName, install_handlers, render
+from .errors import InvalidName, Unavailable, install_handlers, render
 from .fast import RecordRoutes, record_routes
 from .history import history_policy, start_pruner, stop_pruner
 from .names import NAME_RULE
 from .observability import Metrics, ObservabilityMiddleware, configure_logging, metrics_endpoint
 from .store import Store
 from .watch import Hub
+
+log = logging.getLogger("persistd.startup")
 
 
 class RawPathMiddleware:
@@ -43,6 +46,26 @@ class RawPathMiddleware:
         await self.app(scope, receive, send)
 
 
+async def log_durability(store: Store, required: bool) -> None:
+    """One line at startup: does an acknowledged write wait for a synchronous standby?"""
+    try:
+        rep = await store.replication()
+    except Unavailable as exc:
+        log.warning("database not reachable at startup: %s", exc.detail)
+        return
+    level = logging.WARNING if required and not rep.synchronous else logging.INFO
+    log.log(
+        level,
+        "synchronous standby: %s (synchronous_standby_names=%r, synchronous_commit=%s, "
+        "attached=%s, required=%s)",
+        "yes" if rep.synchronous else "no",
+        rep.standby_names,
+        rep.synchronous_commit,
+        "unknown" if rep.attached is None else rep.attached,
+        required,
+    )
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     """The persistd ASGI application; uvicorn calls it as a factory."""
     settings = settings or get_settings()
@@ -64,7 +87,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             statement_timeout=settings.statement_timeout,
             retry_after=settings.retry_after,
             history=history_policy(settings),
+            statement_cache_size=settings.statement_cache_size,
         )
+        await log_durability(app.state.store, settings.require_sync_standby)
         app.state.watch = Hub(app.state.store, settings)
         app.state.pruner = start_pruner(app.state.store, settings)
         if require_tokens:
@@ -75,6 +100,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 acquire_timeout=settings.pool_timeout,
                 statement_timeout=settings.pool_timeout,
                 retry_after=settings.retry_after,
+                statement_cache_size=settings.statement_cache_size,
             )
             app.state.auth = Authenticator(auth_store, ttl=settings.auth_cache_ttl)
         try:

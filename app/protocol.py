@@ -142,12 +142,13 @@ class HttpProtocol(HttpToolsProtocol):
         self.disarm_header_timer()
         if len(self.tasks) < self.max_requests:
             super().on_headers_complete()
-            return
-        app, self.app = self.app, _overloaded(self.max_requests, self.retry_after)
-        try:
-            super().on_headers_complete()
-        finally:
-            self.app = app
+        else:
+            app, self.app = self.app, _overloaded(self.max_requests, self.retry_after)
+            try:
+                super().on_headers_complete()
+            finally:
+                self.app = app
+        _close_if_answered_early(self.cycle)
 
     def on_response_complete(self) -> None:
         # With nothing pipelined, self.cycle is the request just answered: if its body is still
@@ -214,6 +215,19 @@ def _overloaded(limit: int, retry_after: str) -> ASGIApp:
         await render(error)(scope, receive, send)
 
     return app
+
+
+def _close_if_answered_early(cycle: Any) -> None:
+    """An answer that starts before its request's body has all arrived says `Connection: close`
+    (the connection is closed after it, see on_response_complete), so no client reuses it."""
+    send = cycle.send
+
+    async def send_closing(message: Any) -> None:
+        if message["type"] == "http.response.start" and cycle.more_body:
+            cycle.keep_alive = False  # uvicorn then writes `connection: close` in the head
+        await send(message)
+
+    cycle.send = send_closing
 
 
 def _is_watch(scope: Any) -> bool:

@@ -1,8 +1,9 @@
 """Benchmarks: the service against pgbench on the same PostgreSQL, in one run, as ratios.
 
-    python -m bench            full run (about 3 minutes)
-    python -m bench --quick    CI smoke sizes (about 40 seconds); never fails on a target
-    python -m bench --only node    one part: throughput, scale or node (backtest-kit in Node)
+    python -m bench            full run (about 10 minutes on a shared 2-core machine)
+    python -m bench --quick    CI smoke sizes (about 2 minutes); never fails on a target
+    python -m bench --only node    one part (repeatable): throughput, scale, node (backtest-kit
+                                   in Node), history, network, capacity
 
 Every target is a ratio between two numbers measured here, on this machine, minutes apart,
 because absolute numbers on a shared machine are noise (docs/performance.md).
@@ -21,16 +22,20 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench import history
+from bench.capacity import Load, run_bots
 from bench.tools import (
     E2E,
     Result,
     Service,
     bench_database,
+    cpu_meter,
     median_result,
     node_bench,
+    packet_delay_unavailable,
     pgbench,
     populate,
     postgres_server,
+    postmaster_pid,
     server_version,
     sql,
     wrk,
@@ -46,6 +51,7 @@ class Target:
     baseline: str
     ratio: float
     want: str  # ">= 0.20" or "<= 1.20"
+    unit: str = "x"  # "x": a ratio; "": a count (capacity)
 
     @property
     def passed(self) -> bool:
@@ -70,11 +76,14 @@ class Bench:
         self.runs: list[Run] = []
         self.targets: list[Target] = []
         self.not_run: list[str] = []  # parts that could not run here, and why
+        self.cannot: list[str] = []  # rows this machine cannot measure at all, and why
+        # Empty knobs leave `persistd serve` at its own defaults, as a user starts it.
         self.knobs = {
-            "workers": str(args.workers),
+            "workers": str(args.workers) if args.workers else "",
             "http": args.http,
             "loop": args.loop,
             "pool_max": str(args.pool_max) if args.pool_max else "",
+            "log_level": args.log_level or "",
         }
 
     def log(self, message: str) -> None:
@@ -117,20 +126,22 @@ class Bench:
         with bench_database(server_url, "persistd_bench") as url:
             populate(url, "read", 0, READ_KEYS)
             reads = {"BENCH_ENTITY": "read", "BENCH_KEYS": str(READ_KEYS)}
+            pm = postmaster_pid(url)  # CPU per request of PostgreSQL, next to the service's
             with Service(url, self.knobs) as svc:
                 wrk(svc, "get_existing.lua", 2, 1, reads)  # warm-up: statements get prepared
                 self.profile_start(svc)
                 for c in (1, 32):
                     m = self.interleaved({
                         "service PUT (new key)": lambda r, c=c: wrk(
-                            svc, "put_unique.lua", c, secs, {"BENCH_ENTITY": f"put{c}r{r}"}),
+                            svc, "put_unique.lua", c, secs, {"BENCH_ENTITY": f"put{c}r{r}"}, pm),
                         "pgbench upsert (new key)": lambda r, c=c: pgbench(
                             pgbench_bin, url, "pg_upsert.sql", c, secs,
-                            {"entity": f"put{c}r{r}"}, work),
-                        "service GET": lambda r, c=c: wrk(svc, "get_existing.lua", c, secs, reads),
+                            {"entity": f"put{c}r{r}"}, work, pm),
+                        "service GET": lambda r, c=c: wrk(
+                            svc, "get_existing.lua", c, secs, reads, pm),
                         "pgbench select": lambda r, c=c: pgbench(
                             pgbench_bin, url, "pg_select.sql", c, secs,
-                            {"entity": "read", "keys": str(READ_KEYS)}, work),
+                            {"entity": "read", "keys": str(READ_KEYS)}, work, pm),
                     })  # fmt: skip
                     for name, result in m.items():
                         self.record(name, "pgbench" if "pgbench" in name else "wrk", c, result)
@@ -189,45 +200,132 @@ class Bench:
     # ---- backtest-kit through Node (client/typescript/e2e/bench.mjs) ----
 
     def backtest_kit_node(self, server_url: str) -> None:
-        """backtest-kit's PersistSignalAdapter.writeSignalData: persistd vs its file adapter."""
+        """backtest-kit's PersistSignalAdapter.writeSignalData: persistd against a bot adapter
+        that writes straight to PostgreSQL (the real alternative), and its own file adapter."""
         part = "backtest-kit through Node"
         if shutil.which("node") is None:
             return self.skip(part, "`node` is not installed")
         if (
             not (E2E / "node_modules" / "backtest-kit").exists()
+            or not (E2E / "node_modules" / "pg").exists()
             or not (E2E.parent / "dist").exists()
         ):
             why = "client/typescript/dist or e2e/node_modules is missing: run scripts/bootstrap"
             return self.skip(part, why)
-        procs = 8
         options = {
             "samples": "200" if self.args.quick else "2000",
             "warmup": "20" if self.args.quick else "100",
             "seconds": f"{self.seconds:g}",
-            "processes": str(procs),
         }
+        few, many = 8, 32
         with (
             bench_database(server_url, "persistd_bench_node") as url,
             Service(url, self.knobs) as svc,
         ):
+            postmaster = postmaster_pid(url)
+
+            def run(adapter: str, scenario: str, procs: int = 1) -> Callable[[int], Result]:
+                opts = {**options, "processes": str(procs)}
+                return lambda r: node_bench(svc, url, adapter, scenario, opts, postmaster)
+
+            # Direct, persistd, file, in turn, round after round.
             m = self.interleaved({
-                "file adapter writeSignalData": lambda r: node_bench(
-                    svc, "file", "latency", options),
-                "persistd writeSignalData": lambda r: node_bench(
-                    svc, "persistd", "latency", options),
-                f"file adapter {procs} processes": lambda r: node_bench(
-                    svc, "file", "processes", options),
-                f"persistd {procs} processes": lambda r: node_bench(
-                    svc, "persistd", "processes", options),
+                "direct writeSignalData": run("direct", "latency"),
+                "persistd writeSignalData": run("persistd", "latency"),
+                "file adapter writeSignalData": run("file", "latency"),
+                f"direct {few} processes": run("direct", "processes", few),
+                f"persistd {few} processes": run("persistd", "processes", few),
+                f"file adapter {few} processes": run("file", "processes", few),
+                f"direct {many} processes": run("direct", "processes", many),
+                f"persistd {many} processes": run("persistd", "processes", many),
             })  # fmt: skip
         for name, result in m.items():
-            self.record(name, "node", procs if "processes" in name else 1, result)
+            procs = int(name.split()[-2]) if name.endswith("processes") else 1
+            self.record(name, "node", procs, result)
+        s, b = m["persistd writeSignalData"], m["direct writeSignalData"]
+        self.add("writeSignalData p50 persistd vs direct PostgreSQL", f"{s.p50_ms:.2f} ms",
+                 f"{b.p50_ms:.2f} ms", s.p50_ms / b.p50_ms, "<= 1.20")  # fmt: skip
+        self.add("writeSignalData p99 persistd vs direct PostgreSQL", f"{s.p99_ms:.2f} ms",
+                 f"{b.p99_ms:.2f} ms", s.p99_ms / b.p99_ms, None)  # fmt: skip
+        for procs in (few, many):
+            s, b = m[f"persistd {procs} processes"], m[f"direct {procs} processes"]
+            self.add(f"{procs} processes writeSignalData/s persistd vs direct PostgreSQL",
+                     f"{s.rate:.0f}/s", f"{b.rate:.0f}/s", s.rate / b.rate, ">= 1.0")  # fmt: skip
         s, b = m["persistd writeSignalData"], m["file adapter writeSignalData"]
         self.add("writeSignalData p50 persistd vs file adapter", f"{s.p50_ms:.2f} ms",
                  f"{b.p50_ms:.2f} ms", s.p50_ms / b.p50_ms, "<= 2.0")  # fmt: skip
-        s, b = m[f"persistd {procs} processes"], m[f"file adapter {procs} processes"]
-        self.add(f"{procs} processes writeSignalData/s persistd vs file adapter", f"{s.rate:.0f}/s",
-                 f"{b.rate:.0f}/s", s.rate / b.rate, ">= 1.0")  # fmt: skip
+        # Information only: the file adapter serves one host and shares nothing (issue 15).
+        s, b = m[f"persistd {few} processes"], m[f"file adapter {few} processes"]
+        self.add(f"{few} processes writeSignalData/s persistd vs file adapter", f"{s.rate:.0f}/s",
+                 f"{b.rate:.0f}/s", s.rate / b.rate, None)  # fmt: skip
+
+    def capacity(self, server_url: str) -> None:
+        """The largest number of live bots one persistd serves with write p99 <= 25 ms, no errors.
+
+        Doubling from a small fleet until a step fails, then bisecting between the last good
+        and the first bad size; each step is a fresh fleet of N connections (bench/capacity.py).
+        """
+        limit_ms = 25.0
+        seconds, settle = (2.0, 1.0) if self.args.quick else (5.0, 2.0)
+        n, top = (100, 200) if self.args.quick else (250, 8000)
+        good: tuple[int, Load, dict[str, float]] | None = None
+        bad: int | None = None
+        steps = 0
+        with (
+            bench_database(server_url, "persistd_bench_capacity") as url,
+            Service(url, self.knobs) as svc,
+        ):
+            roots = {"service": svc.process.pid if svc.process else None,
+                     "postgres": postmaster_pid(url)}  # fmt: skip
+            while steps < (2 if self.args.quick else 8):
+                steps += 1
+                with cpu_meter(roots) as cpu:
+                    started = time.process_time()  # the load generator runs in this process
+                    load = run_bots(svc.url, n, seconds, settle)
+                    cpu["bot"] = time.process_time() - started
+                ok = not load.errors and load.write_p99_ms <= limit_ms
+                self.log(
+                    f"  capacity {n:5d} bots: {len(load.writes) / seconds:6.0f} writes/s,"
+                    f" p50 {load.write_p50_ms:6.2f} ms, p99 {load.write_p99_ms:7.2f} ms,"
+                    f" startup p99 {load.startup_p99_ms:7.1f} ms, errors {load.errors}"
+                    f" {load.reasons[:1]}  {'ok' if ok else 'over'}"
+                )
+                requests = len(load.writes) + len(load.startup) + load.errors
+                per = {k: v * 1000 / max(1, requests) for k, v in cpu.items()}
+                if ok:
+                    good = (n, load, per)
+                else:
+                    bad = n
+                if bad is None:
+                    if n >= top:
+                        break
+                    n = min(2 * n, top)
+                else:
+                    low = good[0] if good else 0
+                    if bad - low <= max(50, low // 8):
+                        break
+                    n = (low + bad) // 2
+        if good is None:
+            self.add("capacity: live bots at write p99 <= 25 ms, no errors", "none", "", 0.0,
+                     ">= 2000", unit="")  # fmt: skip
+            return
+        n, load, per = good
+        self.add("capacity: live bots at write p99 <= 25 ms, no errors",
+                 f"{n} bots", f"p99 {load.write_p99_ms:.1f} ms", float(n), ">= 2000",
+                 unit="")  # fmt: skip
+        rate = len(load.writes) / seconds
+        self.record(f"capacity {n} bots (writes)", "bench", n, Result(
+            rate=rate, p50_ms=load.write_p50_ms, p99_ms=load.write_p99_ms,
+            count=len(load.writes), errors=load.errors, cpu_ms=per))  # fmt: skip
+
+    def network(self) -> None:
+        """The Node rows across a delayed link need namespaces and a qdisc that delays packets."""
+        reason = packet_delay_unavailable()
+        if reason is None:
+            # Not built: no machine this project runs on has offered a delaying qdisc yet.
+            reason = "packet delay works here, but the bench has no delayed-network rows yet"
+        self.cannot.append(f"across a network (0.5 ms RTT between namespaces): {reason}")
+        self.log(f"across a network: cannot be measured here ({reason})")
 
     # ---- profiling (--profile) ----
 
@@ -254,8 +352,16 @@ class Bench:
 
     # ---- the report ----
 
-    def add(self, name: str, service: str, baseline: str, ratio: float, want: str | None) -> None:
-        self.targets.append(Target(name, service, baseline, ratio, want or "info"))
+    def add(
+        self,
+        name: str,
+        service: str,
+        baseline: str,
+        ratio: float,
+        want: str | None,
+        unit: str = "x",
+    ) -> None:
+        self.targets.append(Target(name, service, baseline, ratio, want or "info", unit))
 
     def skip(self, part: str, reason: str) -> None:
         self.not_run.append(f"{part}: {reason}")
@@ -269,9 +375,8 @@ class Bench:
         for t in self.targets:
             result = "info" if t.want == "info" else ("PASS" if t.passed else "FAIL")
             want = "" if t.want == "info" else t.want.replace(">=", "≥").replace("<=", "≤")
-            lines.append(
-                f"| {t.name} | {t.service} | {t.baseline} | {t.ratio:.2f}x | {want} | {result} |"
-            )
+            ratio = f"{t.ratio:.2f}x" if t.unit == "x" else f"{t.ratio:.0f}"
+            lines.append(f"| {t.name} | {t.service} | {t.baseline} | {ratio} | {want} | {result} |")
         lines += [
             "",
             "| run | tool | c | rate/s | p50 ms | p99 ms | errors | service RSS MiB |",
@@ -284,6 +389,25 @@ class Bench:
                 f"| {r.name} | {r.tool} | {r.connections} | {res.rate:.0f} | {res.p50_ms:.2f} | "
                 f"{res.p99_ms:.2f} | {res.errors} | {rss} |"
             )
+        accounted = [r for r in self.runs if r.result.cpu_ms]
+        if accounted:
+            lines += [
+                "",
+                "CPU per operation, ms (process CPU time from /proc over each run, per request,"
+                " transaction or write; bot: the load generator's own: wrk, pgbench, the Node bots"
+                " or the capacity fleet):",
+                "",
+                "| run | c | bot | service | PostgreSQL | total |",
+                "|---|---|---|---|---|---|",
+            ]
+            for r in accounted:
+                cpu = r.result.cpu_ms or {}
+                cells = [cpu.get(k) for k in ("bot", "service", "postgres")]
+                text = [f"{c:.3f}" if c is not None else "" for c in cells]
+                total = sum(c for c in cells if c is not None)
+                lines.append(f"| {r.name} | {r.connections} | {' | '.join(text)} | {total:.3f} |")
+        for line in self.cannot:
+            lines += ["", f"cannot be measured here: {line}"]
         return "\n".join(lines)
 
     def machine(self, server_url: str) -> str:
@@ -293,10 +417,14 @@ class Bench:
                 cpu = line.split(":", 1)[1].strip()
                 break
         version = server_version(server_url)
-        knobs = ", ".join(f"{k}={v}" for k, v in self.knobs.items() if v)
+        defaults = {"http": "persistd", "loop": "uvloop"}  # what `persistd serve` runs
+        changed = [f"{k}={v}" for k, v in self.knobs.items() if v and defaults.get(k) != v]
+        service = f"`persistd serve` with its defaults ({os.cpu_count()} workers, access log on)"
+        if changed:
+            service += f" but {', '.join(changed)}"
         return (
             f"{cpu}, {os.cpu_count()} cores, {platform.system()} {platform.release()}, "
-            f"Python {platform.python_version()}, PostgreSQL {version}; service: {knobs}; "
+            f"Python {platform.python_version()}, PostgreSQL {version}; service: {service}; "
             f"{self.rounds()} x {self.seconds:.0f} s runs per measure, median"
         )
 
@@ -314,8 +442,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--workers",
         type=int,
-        default=os.cpu_count() or 1,
-        help="uvicorn worker processes (default: one per core, the throughput deployment)",
+        help="PERSISTD_WORKERS (default: persistd's own, one worker per core)",
+    )
+    parser.add_argument(
+        "--log-level", help="PERSISTD_LOG_LEVEL (default: persistd's own, a log line per request)"
     )
     parser.add_argument(
         "--http",
@@ -326,9 +456,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--loop", default="uvloop", choices=["uvloop", "asyncio"])
     parser.add_argument("--pool-max", type=int, default=0, help="PERSISTD_POOL_MAX_SIZE")
     parser.add_argument("--skip-scale", action="store_true", help="skip the 1M-record runs")
-    parser.add_argument(
-        "--only", choices=["throughput", "scale", "node", "history"], help="run one part"
-    )
+    parts = ["throughput", "scale", "node", "history", "capacity", "network"]
+    parser.add_argument("--only", choices=parts, action="append", help="run one part (repeatable)")
     parser.add_argument("--profile", metavar="DIR", help="py-spy the throughput runs into DIR")
     args = parser.parse_args(argv)
 
@@ -339,14 +468,19 @@ def main(argv: list[str] | None = None) -> int:
         with postgres_server(args.database_url, work) as (server_url, pgbench_bin):
             bench.log(f"PostgreSQL at {server_url}, pgbench {pgbench_bin}")
             sql(server_url, "SELECT 1")
-            if args.only in (None, "throughput"):
+            only = args.only or parts
+            if "throughput" in only:
                 bench.throughput(server_url, pgbench_bin)
-            if args.only in (None, "scale") and not args.skip_scale:
+            if "scale" in only and not args.skip_scale:
                 bench.scale(server_url)
-            if args.only in (None, "node"):
+            if "node" in only:
                 bench.backtest_kit_node(server_url)
-            if args.only in (None, "history"):
+            if "history" in only:
                 history.run(bench, server_url)
+            if "network" in only:
+                bench.network()
+            if "capacity" in only:
+                bench.capacity(server_url)
             machine = bench.machine(server_url)
     print(f"persistd benchmark{' (--quick)' if args.quick else ''}: {machine}\n")
     print(bench.table())

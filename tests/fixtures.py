@@ -6,7 +6,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from tests.support import Service, database_server, scratch_database
+from tests.support import Service, database_server, scratch_database, through_pooler
 
 
 @pytest.fixture(scope="session")
@@ -19,7 +19,7 @@ def database_url() -> Iterator[str]:
 @pytest.fixture(scope="session")
 def service(database_url: str) -> Iterator[Service]:
     """A running persistd process over real HTTP."""
-    with Service(database_url) as svc:
+    with Service(through_pooler(database_url)) as svc:
         yield svc
 
 

@@ -1,14 +1,19 @@
 """Test support: a real PostgreSQL and a real persistd process over real HTTP."""
 
 import asyncio
+import itertools
 import os
+import random
 import secrets
 import shutil
 import subprocess
 import sys
+import threading
 import time
-from collections.abc import Iterator
+from collections import defaultdict
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import asyncpg
@@ -20,6 +25,9 @@ from persistd.protocol import IMPORT_STRING
 
 ROOT = Path(__file__).resolve().parent.parent
 TEST_DATABASE_ENV = "PERSISTD_TEST_DATABASE_URL"
+# host:port of a connection pooler (PgBouncer) in front of the test server: the service under
+# test connects through it, while the tests create, migrate and drop databases directly.
+TEST_POOLER_ENV = "PERSISTD_TEST_POOLER"
 
 
 def _with_database(url: str, name: str) -> str:
@@ -38,6 +46,17 @@ def execute(url: str, sql: str) -> None:
             await conn.close()
 
     asyncio.run(run())
+
+
+def through_pooler(url: str) -> str:
+    """The database URL the service under test uses: via PERSISTD_TEST_POOLER when it is set."""
+    pooler = os.environ.get(TEST_POOLER_ENV)
+    if not pooler:
+        return url
+    scheme, _, rest = asyncpg_dsn(url).partition("://")
+    netloc, slash, path = rest.partition("/")
+    userinfo, at, _ = netloc.rpartition("@")
+    return f"{scheme}://{userinfo}{at}{pooler}{slash}{path}"
 
 
 @contextmanager
@@ -162,3 +181,165 @@ class Service:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+# ---- write load with acknowledged-write bookkeeping (docs/faults.md) ----
+
+
+@dataclass
+class Attempt:
+    key: str
+    seq: int
+    outcome: str  # "acked", "rejected" or "uncertain"
+    status: int | None
+    version: int | None
+    started: float
+    seconds: float
+
+
+@dataclass
+class Load:
+    """Writer threads, each owning its keys, writing a fresh value per attempt and retrying."""
+
+    base_url: Callable[[], str]
+    ns: str
+    writers: int = 6
+    keys_per_writer: int = 3
+    bound: float = 3.0  # seconds a request may take (asserted by the tests, not enforced here)
+    # Statuses a balancer in front answers itself (no problem body): uncertain, like a 503.
+    proxied: frozenset[int] = frozenset()
+    history: dict[str, list[Attempt]] = field(default_factory=lambda: defaultdict(list))
+    errors: list[str] = field(default_factory=list)
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _threads: list[threading.Thread] = field(default_factory=list)
+    _seq: Iterator[int] = field(default_factory=lambda: itertools.count(1))
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def path(self, key: str) -> str:
+        return f"/v1/{self.ns}/misc/faults/records/{key}"
+
+    def start(self) -> "Load":
+        for w in range(self.writers):
+            keys = [f"w{w}-k{k}" for k in range(self.keys_per_writer)]
+            thread = threading.Thread(target=self._run, args=(w, keys), daemon=True)
+            thread.start()
+            self._threads.append(thread)
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(self.bound + 10)
+            assert not thread.is_alive(), "a writer is stuck"
+
+    def next_seq(self) -> int:
+        """A number no other attempt of this load uses (the value written carries it)."""
+        with self._lock:
+            return next(self._seq)
+
+    def record(self, attempt: Attempt) -> None:
+        with self._lock:
+            self.history[attempt.key].append(attempt)
+
+    def _run(self, writer: int, keys: list[str]) -> None:
+        rng = random.Random(writer)
+        # Generous client timeout: the bound is asserted on the measured time, not enforced here.
+        with httpx.Client(timeout=self.bound + 15) as client:
+            while not self._stop.is_set():
+                key = rng.choice(keys)
+                seq = self.next_seq()
+                started = time.monotonic()
+                status = version = None
+                try:
+                    resp = client.put(
+                        self.base_url() + self.path(key), json={"writer": writer, "seq": seq}
+                    )
+                except httpx.ConnectError:
+                    outcome = "rejected"  # the request never left: it cannot have been applied
+                except httpx.TransportError:
+                    outcome = "uncertain"
+                else:
+                    status = resp.status_code
+                    if status in (200, 201):
+                        outcome, version = "acked", int(resp.json()["version"])
+                    elif status in self.proxied and "problem" not in resp.headers.get(
+                        "content-type", ""
+                    ):
+                        outcome = "uncertain"
+                    elif status == 503:
+                        outcome = "uncertain"
+                        problem = resp.json()
+                        if (
+                            problem.get("code") != "unavailable"
+                            or "retry-after" not in resp.headers
+                        ):
+                            self.errors.append(f"503 without code/Retry-After: {resp.text}")
+                    else:
+                        outcome = "rejected"
+                        self.errors.append(f"unexpected {status}: {resp.text[:300]}")
+                self.record(
+                    Attempt(key, seq, outcome, status, version, started, time.monotonic() - started)
+                )
+                if outcome != "acked":
+                    time.sleep(rng.uniform(0.02, 0.1))  # back off, then retry with a new value
+
+    # ---- what the run shows ----
+
+    def attempts(self) -> list[Attempt]:
+        return [a for key in sorted(self.history) for a in self.history[key]]
+
+    def acked_after(self, moment: float) -> int:
+        return sum(1 for a in self.attempts() if a.outcome == "acked" and a.started > moment)
+
+    def verify(self, client: httpx.Client) -> dict[str, int]:
+        """Every acked write is readable at its version or later; nothing rejected shows up."""
+        counts: dict[str, int] = defaultdict(int)
+        for key, attempts in sorted(self.history.items()):
+            for a in attempts:
+                counts[a.outcome] += 1
+            by_seq = {a.seq: a for a in attempts}
+            # Between two acks, the version can only have moved by the uncertain attempts.
+            last_version, uncertain = 0, 0
+            for a in attempts:
+                if a.outcome == "uncertain":
+                    uncertain += 1
+                elif a.outcome == "acked":
+                    assert a.version is not None
+                    gap = a.version - last_version - 1
+                    assert 0 <= gap <= uncertain, (key, a, last_version, uncertain)
+                    last_version, uncertain = a.version, 0
+            acked = [a for a in attempts if a.outcome == "acked"]
+            last = acked[-1] if acked else None
+            got = client.get(self.path(key))
+            if got.status_code == 404:
+                assert last is None, f"{key}: acknowledged version {last} was lost"
+                continue
+            assert got.status_code == 200, got.text
+            seq, version = got.json()["seq"], int(got.headers["etag"].strip('"'))
+            stored = by_seq.get(seq)
+            assert stored is not None, f"{key}: holds a value no writer sent ({seq})"
+            assert stored.outcome != "rejected", f"{key}: a rejected write was applied: {stored}"
+            if last is None:
+                assert stored.outcome == "uncertain"
+                assert 1 <= version <= uncertain
+            elif stored.seq == last.seq:
+                assert version == last.version, f"{key}: stored {version}, acked {last}"
+            else:
+                assert stored.outcome == "uncertain" and stored.seq > last.seq, (key, stored, last)
+                assert last.version is not None
+                assert last.version < version <= last.version + uncertain, (key, version, last)
+        return dict(counts)
+
+
+def postgres_processes(pgdata: Path) -> list[int]:
+    """The postmaster of a server of the tests' own and every process it forked."""
+    postmaster = int((pgdata / "postmaster.pid").read_text().split()[0])
+    pids = [postmaster]
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == postmaster:
+            pids.append(int(stat.parent.name))
+    return pids

@@ -660,6 +660,17 @@ def test_answer_before_the_body_arrived_closes_the_connection(service_url: str) 
     assert closed_after is not None and closed_after < 4
 
 
+def test_answer_before_the_body_arrived_says_connection_close(service_url: str) -> None:
+    # Otherwise a keep-alive client would send its next request on a connection being closed.
+    with _connect(service_url) as sock:
+        sock.sendall(b"PUT /v1/NOPE/misc/e/records/k HTTP/1.1\r\nHost: x\r\n"
+                     b"Content-Type: application/json\r\nContent-Length: 7\r\n\r\n")  # fmt: skip
+        received, _ = _read_until_closed(sock, 5)
+    assert _problem_code(received) == (400, "invalid_name")
+    head = received.split(b"\r\n\r\n", 1)[0].lower()
+    assert b"\r\nconnection: close" in head, head
+
+
 def test_connections_past_the_maximum_get_503(small: Service) -> None:
     time.sleep(0.3)  # the readiness probe's connection is gone from the server's count
     with contextlib.ExitStack() as stack:

@@ -61,7 +61,11 @@ async def healthz() -> Response:
     return json_response({"status": "ok"})
 
 
-@router.get("/readyz", summary="The database is reachable and migrated", tags=["service"])
+@router.get(
+    "/readyz",
+    summary="The database is reachable, migrated and (if required) synchronously replicated",
+    tags=["service"],
+)
 async def readyz(request: Request) -> Response:
     expected: set[str] = request.app.state.head_revisions
     current = await store_of(request).revisions()
@@ -70,4 +74,21 @@ async def readyz(request: Request) -> Response:
             f"the database schema is at {sorted(current) or 'no revision'}, "
             f"expected {sorted(expected)}; run `persistd migrate`"
         )
-    return json_response({"status": "ready", "revision": sorted(current)})
+    # Durability made visible: is an acknowledged write on a second machine too?
+    replication = await store_of(request).replication()
+    standby = {
+        "synchronous": replication.synchronous,
+        "names": replication.standby_names,
+        "synchronous_commit": replication.synchronous_commit,
+        "attached": replication.attached,
+    }
+    if request.app.state.settings.require_sync_standby and not replication.synchronous:
+        raise Unavailable(
+            "no synchronous standby is attached to the primary "
+            f"(synchronous_standby_names={replication.standby_names!r}, "
+            f"synchronous_commit={replication.synchronous_commit}, "
+            f"attached={replication.attached}) and PERSISTD_REQUIRE_SYNC_STANDBY is on"
+        )
+    return json_response(
+        {"status": "ready", "revision": sorted(current), "synchronous_standby": standby}
+    )

@@ -1,6 +1,7 @@
 """Store layer: asyncpg calls over one pool (SQL text in sql.py); one round trip per operation."""
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -9,8 +10,11 @@ from typing import Any
 
 import asyncpg
 
+from ..db import hosts
 from ..errors import InvalidJson, InvalidValue, NotFound, Unavailable, VersionMismatch
 from . import sql
+
+log = logging.getLogger("persistd.store")
 
 ANY_VERSION = -1  # If-Match: * (the record must exist, any version)
 # A write that lost the change-order race (persistd_change_seq) or a deadlock (two batches
@@ -34,6 +38,21 @@ _UNAVAILABLE: tuple[type[BaseException], ...] = (
     asyncpg.exceptions.InsufficientResourcesError,
     # A read-only server is a standby (or a failover in progress): writes work again later.
     asyncpg.exceptions.ReadOnlySQLTransactionError,
+    # Every host of a multi-host URL is down or read-only (TargetServerAttributeNotMatched): a
+    # failover in progress; or a session the server ended under us ("cannot switch to state").
+    asyncpg.exceptions.InternalClientError,
+)
+_POOLER_STATEMENTS = (
+    asyncpg.exceptions.InvalidSQLStatementNameError,
+    asyncpg.exceptions.DuplicatePreparedStatementError,
+)
+# A connection that met these must not serve again, nor its siblings opened to the same server.
+_STALE_SERVER = (
+    # A demoted primary or a standby: reconnect, to the new primary.
+    asyncpg.exceptions.ReadOnlySQLTransactionError,
+    # A backend crashed and PostgreSQL sent FATAL to every other session, idle ones included:
+    # asyncpg then refuses the next statement on them.
+    asyncpg.exceptions.InternalClientError,
 )
 
 
@@ -75,6 +94,21 @@ class Item:
 
 
 @dataclass(frozen=True, slots=True)
+class Replication:
+    """What the primary says about its synchronous standbys."""
+
+    standby_names: str  # synchronous_standby_names; empty: commits never wait for a standby
+    synchronous_commit: str
+    attached: int | None  # standbys in sync or quorum state; None: the role may not see them
+
+    @property
+    def synchronous(self) -> bool:
+        """True when an acknowledged commit is on a standby too."""
+        waits = self.synchronous_commit in ("on", "remote_write", "remote_apply")
+        return bool(self.standby_names) and waits and bool(self.attached)
+
+
+@dataclass(frozen=True, slots=True)
 class Written:
     key: str
     version: int | None  # None: insert_if_absent found the key already there
@@ -107,6 +141,36 @@ class _PoolConnection(asyncpg.Connection):  # type: ignore[misc]
         return ""
 
 
+class _HostByHost:
+    """The pool's connect for a URL naming several hosts: each host gets its own share of the
+    connect timeout, and the host that last answered as primary is tried first.
+
+    asyncpg spends one timeout on the whole host list, so a primary that drops packets (a host
+    cut off by the network, unlike a refused connection) would use it all up and hide the
+    promoted standby behind it until that host came back.
+    """
+
+    def __init__(self, dsn: str, timeout: float) -> None:
+        self.hosts = hosts(dsn)
+        self.timeout = timeout / len(self.hosts)
+        self.first = 0
+
+    async def __call__(self, *args: Any, **kwargs: Any) -> asyncpg.Connection:
+        order = self.hosts[self.first :] + self.hosts[: self.first]
+        kwargs["timeout"] = self.timeout
+        failure: BaseException | None = None
+        for host, port in order:
+            try:
+                conn = await asyncpg.connect(*args, host=host, port=port, **kwargs)
+            except _UNAVAILABLE as exc:
+                failure = exc
+                continue
+            self.first = self.hosts.index((host, port))
+            return conn
+        assert failure is not None
+        raise failure
+
+
 class Store:
     """All database access of the service, over one asyncpg pool."""
 
@@ -136,6 +200,7 @@ class Store:
         statement_timeout: float,
         retry_after: int,
         history: HistoryPolicy | None = None,
+        statement_cache_size: int = 100,
     ) -> "Store":
         """Create the pool; with the database down, start empty and connect on demand."""
         options: dict[str, Any] = {
@@ -144,7 +209,11 @@ class Store:
             "command_timeout": statement_timeout,
             "max_inactive_connection_lifetime": 300.0,
             "connection_class": _PoolConnection,
+            # 0: unnamed statements only, which PgBouncer's transaction pooling can route.
+            "statement_cache_size": statement_cache_size,
         }
+        if len(hosts(dsn)) > 1:
+            options["connect"] = _HostByHost(dsn, acquire_timeout)
         try:
             pool = await asyncpg.create_pool(dsn, min_size=min(min_size, max_size), **options)
         except _UNAVAILABLE:
@@ -167,7 +236,12 @@ class Store:
     async def _connection(self) -> AsyncIterator[asyncpg.Connection]:
         try:
             async with self._pool.acquire(timeout=self._acquire_timeout) as conn:
-                yield conn
+                try:
+                    yield conn
+                except _STALE_SERVER:
+                    conn.terminate()
+                    await self._pool.expire_connections()
+                    raise
         except asyncpg.exceptions.InvalidTextRepresentationError as exc:
             raise InvalidJson(f"the value is not valid JSON: {exc}") from None
         except (asyncpg.DataError, asyncpg.exceptions.ProgramLimitExceededError) as exc:
@@ -182,6 +256,15 @@ class Store:
                 "the database schema is not migrated; run `persistd migrate`",
                 headers={"Retry-After": self._retry_after},
             ) from None
+        except _POOLER_STATEMENTS as exc:
+            # A pooler in transaction mode moved the session to another server connection,
+            # where asyncpg's named statement does not exist (or another one has its name).
+            hint = (
+                "prepared statements do not survive the connection pooler in front of "
+                "PostgreSQL (PgBouncer in transaction mode?): set PERSISTD_STATEMENT_CACHE_SIZE=0"
+            )
+            log.error("%s (%s)", hint, exc)
+            raise Unavailable(hint, headers={"Retry-After": self._retry_after}) from None
 
     async def _logged(self, run: Callable[[], Awaitable[Any]], *, logs: bool = True) -> Any:
         """Run a write, retrying a rolled-back conflict in a new transaction; wake the watchers."""
@@ -379,6 +462,12 @@ class Store:
         async with self._connection() as conn:
             status: str = await conn.execute(sql.TOKEN_REVOKE, token_id)
         return status.endswith(" 1")
+
+    async def replication(self) -> Replication:
+        """The synchronous standby settings and attached standbys of the connected primary."""
+        async with self._connection() as conn:
+            row = await conn.fetchrow(sql.REPLICATION)
+        return Replication(row[0], row[1], None if row[2] is None else int(row[2]))
 
     async def revisions(self) -> set[str]:
         """The Alembic revisions the database is at (empty before the first migration)."""

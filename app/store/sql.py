@@ -245,6 +245,13 @@ ENTITIES = (
     "GROUP BY 1 ORDER BY 1"
 )
 REVISIONS = "SELECT version_num FROM alembic_version"
+# sync_state is NULL for a role without pg_read_all_stats (pg_monitor): "cannot tell", not 0.
+REPLICATION = """
+SELECT current_setting('synchronous_standby_names'), current_setting('synchronous_commit'),
+  (SELECT CASE WHEN count(*) = count(sync_state)
+               THEN count(*) FILTER (WHERE sync_state IN ('sync', 'quorum')) END
+   FROM pg_stat_replication)
+"""
 TOKEN = "SELECT secret_sha256, scopes, namespace FROM tokens WHERE id = $1 AND revoked_at IS NULL"
 TOKEN_CREATE = (
     "INSERT INTO tokens (name, secret_sha256, scopes, namespace) VALUES ($1, $2, $3, $4) "

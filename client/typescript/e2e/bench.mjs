@@ -1,9 +1,11 @@
 // Benchmark: backtest-kit's own PersistSignalAdapter.writeSignalData, the call a live bot makes on
-// every new peak or fall of its open position, on backtest-kit's default file adapter and on
-// persistd-backtest-kit (setup()) against a running persistd.
+// every new peak or fall of its open position, on backtest-kit's default file adapter, on
+// persistd-backtest-kit (setup()) against a running persistd, and on a Signal adapter that
+// writes straight to PostgreSQL (node-postgres, the alternative to running persistd).
 //
-//   node --preserve-symlinks e2e/bench.mjs --url <persistd url> [--adapter file|persistd]
-//        [--scenario latency|processes] [--samples 2000] [--seconds 5] [--processes 8]
+//   node --preserve-symlinks e2e/bench.mjs --url <persistd url> --database-url <postgresql url>
+//        [--adapter file|persistd|direct] [--scenario latency|processes] [--samples 2000]
+//        [--seconds 5] [--processes 8]
 //
 // latency: one bot process, sequential writes: a warm-up, then --samples timed writes.
 // processes: --processes bot processes (own symbol and strategy each) start together and write
@@ -11,8 +13,9 @@
 // Without --adapter or --scenario, every combination runs. Each result is one JSON line on
 // stdout: {"name", "adapter", "scenario", "rate", "p50_ms", "p99_ms", "count", "errors"};
 // diagnostics go to stderr. After each run the last row of every bot is read back
-// outside the bot (the file itself, or the REST API, whose version must count every write);
-// a write that threw or did not land is an error.
+// outside the bot (the file itself, or the row through the REST API or SQL, whose version must
+// count every write); a write that threw or did not land is an error. Each bot also reports
+// the CPU time it spent while measured ("bot_cpu_ms", user + system).
 
 import { fork } from "node:child_process";
 import { randomBytes, randomUUID } from "node:crypto";
@@ -63,6 +66,38 @@ function nextPeak(row, i) {
   row._peak = { ...row._peak, price, timestamp: row.timestamp + i * 60_000, pnlPercentage, pnlCost: pnlPercentage, priceClose: price };
 }
 
+// ---- the direct adapter: what a bot does without persistd ----
+
+// The row persistd stores, at the same address (namespace, domain, entity, key), in the same
+// table, by the same kind of statement: one upsert per write, committed before it returns.
+const DIRECT_UPSERT = `INSERT INTO records AS r (namespace, domain, entity, key, value, version)
+VALUES ($1, 'signal', $2, $3, $4::jsonb, 1)
+ON CONFLICT (namespace, domain, entity, key) DO UPDATE
+SET value = EXCLUDED.value, version = r.version + 1, updated_at = now()`;
+const DIRECT_READ = "SELECT value, version FROM records WHERE namespace = $1 AND domain = 'signal' AND entity = $2 AND key = $3";
+
+/** A backtest-kit Signal instance class over one node-postgres pool (one pool per process). */
+function directSignalAdapter(pg, connectionString, namespace) {
+  const pool = new pg.Pool({ connectionString, max: 4 });
+  return class DirectSignal {
+    constructor(symbol, strategyName, exchangeName) {
+      this.entity = `${symbol}_${strategyName}_${exchangeName}`;
+      this.key = symbol;
+    }
+    async waitForInit(initial) {
+      if (initial) await pool.query("SELECT 1");
+    }
+    async readSignalData() {
+      // Named statements are prepared once per connection, as asyncpg does in persistd.
+      const res = await pool.query({ name: "signal-read", text: DIRECT_READ, values: [namespace, this.entity, this.key] });
+      return res.rows.length ? res.rows[0].value : null;
+    }
+    async writeSignalData(row) {
+      await pool.query({ name: "signal-write", text: DIRECT_UPSERT, values: [namespace, this.entity, this.key, JSON.stringify(row)] });
+    }
+  };
+}
+
 function percentile(sorted, pct) {
   if (sorted.length === 0) return NaN;
   const pos = ((sorted.length - 1) * pct) / 100;
@@ -82,6 +117,9 @@ async function bot(job) {
     if (bk.PersistSignalAdapter.PersistSignalInstanceCtor !== adapters.Signal) {
       throw new Error("setup() registered with another copy of backtest-kit (run node with --preserve-symlinks)");
     }
+  } else if (job.adapter === "direct") {
+    const { default: pg } = await import("pg");
+    bk.PersistSignalAdapter.usePersistSignalAdapter(directSignalAdapter(pg, job.databaseUrl, job.namespace));
   }
   const { symbol, strategyName } = job;
   const row = signalRow(symbol, strategyName);
@@ -111,6 +149,7 @@ async function bot(job) {
   await new Promise((resolve) => process.once("message", resolve));
 
   const latencies = [];
+  const cpu = process.cpuUsage();
   const started = performance.now();
   const deadline = started + job.seconds * 1000;
   while (job.samples ? latencies.length + errors - warmupErrors < job.samples : performance.now() < deadline) {
@@ -118,7 +157,9 @@ async function bot(job) {
     if (ms !== undefined) latencies.push(ms);
   }
   const elapsed = (performance.now() - started) / 1000;
-  process.send({ latencies, elapsed, written, errors, last }, () => process.exit(0));
+  const used = process.cpuUsage(cpu);
+  const cpuMs = (used.user + used.system) / 1000;
+  process.send({ latencies, elapsed, written, errors, last, cpuMs }, () => process.exit(0));
 }
 
 // ---- the parent: start the bots, collect, verify ----
@@ -128,7 +169,8 @@ function runBot(job, cwd) {
   const messages = [];
   const waiters = [];
   child.on("message", (m) => (waiters.length ? waiters.shift()(m) : messages.push(m)));
-  const exited = new Promise((resolve) => child.once("exit", resolve));
+  // "close", not "exit": by then every message the bot sent has been delivered.
+  const exited = new Promise((resolve) => child.once("close", resolve));
   const next = () =>
     new Promise((resolve, reject) => {
       if (messages.length) return resolve(messages.shift());
@@ -147,6 +189,19 @@ async function lost(job, cwd, report) {
     const file = join(cwd, "dump", "data", "signal", entity, `${job.symbol}.json`);
     const stored = existsSync(file) ? JSON.parse(readFileSync(file, "utf8")) : undefined;
     return stored === undefined ? report.written : isDeepStrictEqual(stored, expected) ? 0 : 1;
+  }
+  if (job.adapter === "direct") {
+    const { default: pg } = await import("pg");
+    const client = new pg.Client({ connectionString: job.databaseUrl });
+    await client.connect();
+    try {
+      const res = await client.query(DIRECT_READ, [job.namespace, entity, job.symbol]);
+      if (res.rows.length === 0) return report.written;
+      const { value, version } = res.rows[0];
+      return Math.abs(report.written - Number(version)) + (isDeepStrictEqual(value, expected) ? 0 : 1);
+    } finally {
+      await client.end();
+    }
   }
   const token = process.env.PERSISTD_TOKEN;
   const res = await fetch(`${job.url}/v1/${job.namespace}/signal/${encodeURIComponent(entity)}/records/${job.symbol}`, {
@@ -167,6 +222,7 @@ async function measure(opts, adapter, scenario) {
   const jobs = Array.from({ length: processes }, (_, i) => ({
     adapter,
     url: opts.url,
+    databaseUrl: opts.databaseUrl,
     namespace: `bench-node-${run}-${i}`,
     symbol: SYMBOLS[i % SYMBOLS.length],
     strategyName: `bench-${run}-${i}`,
@@ -197,6 +253,7 @@ async function measure(opts, adapter, scenario) {
       p99_ms: percentile(latencies, 99),
       count: latencies.length,
       errors,
+      bot_cpu_ms: reports.reduce((sum, r) => sum + r.cpuMs, 0),
     };
   } finally {
     rmSync(cwd, { recursive: true, force: true });
@@ -207,6 +264,7 @@ const { values: args } = parseArgs({
   options: {
     bot: { type: "string" },
     url: { type: "string", default: process.env.PERSISTD_URL },
+    "database-url": { type: "string", default: process.env.PERSISTD_BENCH_DATABASE_URL },
     adapter: { type: "string" },
     scenario: { type: "string" },
     samples: { type: "string", default: "2000" },
@@ -219,11 +277,13 @@ const { values: args } = parseArgs({
 if (args.bot) {
   await bot(JSON.parse(args.bot));
 } else {
-  const adapters = args.adapter ? [args.adapter] : ["file", "persistd"];
+  const adapters = args.adapter ? [args.adapter] : ["file", "persistd", "direct"];
   const scenarios = args.scenario ? [args.scenario] : ["latency", "processes"];
   if (adapters.includes("persistd") && !args.url) throw new Error("--url (or PERSISTD_URL) is required for persistd");
+  if (adapters.includes("direct") && !args["database-url"]) throw new Error("--database-url is required for direct");
   const opts = {
     url: args.url?.replace(/\/+$/, ""),
+    databaseUrl: args["database-url"],
     samples: Number(args.samples),
     warmup: Number(args.warmup),
     seconds: Number(args.seconds),
