@@ -866,7 +866,9 @@ def test_persistd_serve_applies_the_limits_from_the_environment(database_url: st
         "PERSISTD_MAX_CONNECTIONS": "2",
         "PERSISTD_LOG_LEVEL": "warning",
     }
-    cmd = [sys.executable, "-m", "persistd.cli", "serve", "--port", str(port), "--no-migrate"]
+    # One worker: the limits are per worker process.
+    cmd = [sys.executable, "-m", "persistd.cli", "serve", "--port", str(port), "--no-migrate",
+           "--workers", "1"]  # fmt: skip
     process = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         url = f"http://127.0.0.1:{port}"
