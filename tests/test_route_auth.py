@@ -30,7 +30,7 @@ PUBLIC = {
     ("GET", "/openapi.json"),
     ("HEAD", "/openapi.json"),
     ("GET", "/docs/assets"),  # the docs' static files (a mount)
-    ("GET", "/v1/_contract"),  # the client contract: rules and limits, no records (docs/contract.md)
+    ("GET", "/v1/_contract"),  # the client contract: rules and limits, no records
 }
 
 # Every guarded operation and the scope it needs.
