@@ -17,9 +17,10 @@ from pathlib import Path
 
 import orjson
 
+from .body import parse_json
 from .errors import AppError
 from .names import check_name, check_slug
-from .shapes import check_value
+from .shapes import check_write
 from .store import Collection, Store
 
 # Domains whose files sit directly under the dump root rather than under data/.
@@ -85,8 +86,11 @@ def _progress(done: int, noun: str) -> None:
         print(f"... {done} {noun}", file=sys.stderr, flush=True)
 
 
-async def import_dump(store: Store, root: Path, namespace: str, report: Report) -> None:
-    """Copy every valid file of the dump into `namespace`; invalid files are reported, skipped.
+async def import_dump(
+    store: Store, root: Path, namespace: str, report: Report, *, max_value_bytes: int
+) -> None:
+    """Copy every valid file of the dump into `namespace`; invalid files (those a PUT would
+    refuse, over `max_value_bytes` included) are reported and skipped.
 
     `report` is filled as batches commit, so a failure midway still tells what was imported.
     """
@@ -110,8 +114,8 @@ async def import_dump(store: Store, root: Path, namespace: str, report: Report) 
             coll = Collection(namespace, domain, check_name("entity", entity))
             check_name("key", key)
             raw = path.read_bytes()
-            check_value(domain, orjson.loads(raw), key)
-        except (ValueError, OSError, AppError) as exc:  # orjson errors are ValueErrors
+            check_write(domain, parse_json(raw), len(raw), max_value_bytes, key)
+        except (ValueError, OSError, AppError) as exc:
             report.skipped.append((str(path), _reason(exc)))
             continue
         batch = batches.setdefault(coll, [])

@@ -29,17 +29,16 @@ class InvalidRequest(AppError):
     status, code, title = 400, "invalid_request", "Invalid request"
 
 
+class InvalidHttp(AppError):
+    status, code, title = 400, "invalid_http", "Invalid HTTP request"
+
+
 class InvalidName(AppError):
     status, code, title = 400, "invalid_name", "Invalid name"
 
 
 class InvalidJson(AppError):
     status, code, title = 400, "invalid_json", "Invalid JSON"
-
-
-class InvalidHttp(AppError):
-    # Sent by the transport (protocol.py) for a request its HTTP parser rejects.
-    status, code, title = 400, "invalid_http", "Invalid HTTP request"
 
 
 class Unauthorized(AppError):
@@ -58,6 +57,10 @@ class MethodNotAllowed(AppError):
     status, code, title = 405, "method_not_allowed", "Method not allowed"
 
 
+class RequestTimeout(AppError):
+    status, code, title = 408, "request_timeout", "Request timeout"
+
+
 class VersionMismatch(AppError):
     status, code, title = 412, "version_mismatch", "Version mismatch"
 
@@ -74,8 +77,20 @@ class InvalidValue(AppError):
     status, code, title = 422, "invalid_value", "Invalid value"
 
 
+class HeadersTooLarge(AppError):
+    status, code, title = 431, "headers_too_large", "Request headers too large"
+
+
 class Unavailable(AppError):
     status, code, title = 503, "unavailable", "Service unavailable"
+
+
+class Overloaded(AppError):
+    status, code, title = 503, "overloaded", "Service overloaded"
+
+
+# The client is still sending a body nobody will read: the connection cannot serve another request.
+CLOSE = {"Connection": "close"}
 
 
 def describe(errors: Iterable[Mapping[str, Any]], whole: str) -> str:

@@ -14,6 +14,9 @@ _SLUG = re.compile(SLUG_PATTERN)
 CONTROL_CHARACTERS = r"[\u0000-\u001f\u007f-\u009f]"
 _CONTROL = re.compile(CONTROL_CHARACTERS)
 RESERVED_NAMES = (".", "..")
+# A '%' not followed by two hex digits: unquote would keep it literally, so "%ZZ" and "%25ZZ"
+# would be two spellings of one name.
+_BAD_ESCAPE = re.compile(r"%(?![0-9A-Fa-f]{2})")
 SLUG_RULE = "1 to 63 characters of a-z, 0-9, '_', '.', '-', starting with a letter or digit"
 NAME_RULE = f"1 to {MAX_NAME_BYTES} UTF-8 bytes without control characters, and not '.' or '..'"
 
@@ -51,6 +54,8 @@ def check_name(kind: str, value: str) -> str:
 
 def decode_segment(kind: str, raw: str) -> str:
     """Decode one percent-encoded path segment exactly as the client encoded it."""
+    if "%" in raw and _BAD_ESCAPE.search(raw):
+        raise InvalidName(f"{kind} has a malformed percent-escape: '%' needs two hex digits")
     try:
         value = unquote_to_bytes(raw).decode("utf-8")
     except UnicodeDecodeError:

@@ -11,7 +11,7 @@ from ..auth import require
 from ..contract import MAX_NEWEST, MAX_PAGE
 from ..errors import InvalidRequest, PayloadTooLarge
 from ..names import check_name
-from ..shapes import check_value
+from ..shapes import check_write
 from .common import (
     ENTITY,
     Domain,
@@ -163,11 +163,8 @@ async def batch_put(
         if item.key in seen:
             raise InvalidRequest(f"items[{i}].key {item.key!r} appears twice in the batch")
         seen.add(item.key)
-        if len(orjson.dumps(item.value)) > settings.max_value_bytes:
-            raise PayloadTooLarge(
-                f"items[{i}].value is over the limit of {settings.max_value_bytes} bytes"
-            )
-        check_value(coll.domain, item.value, item.key)
+        size = len(orjson.dumps(item.value))
+        check_write(coll.domain, item.value, size, settings.max_value_bytes, item.key)
     keys = [item.key for item in req.items]
     written = await store_of(request).batch_put(
         coll, keys, raw.decode(), insert_only=req.mode == "insert_if_absent"

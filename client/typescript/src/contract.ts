@@ -48,11 +48,14 @@ export const CONTRACT = {
     "forbidden": 403,
     "not_found": 404,
     "method_not_allowed": 405,
+    "request_timeout": 408,
     "version_mismatch": 412,
     "payload_too_large": 413,
     "unsupported_media_type": 415,
     "invalid_value": 422,
+    "headers_too_large": 431,
     "internal": 500,
+    "overloaded": 503,
     "unavailable": 503
   },
   "retry": {
