@@ -29,16 +29,17 @@ class InvalidRequest(AppError):
     status, code, title = 400, "invalid_request", "Invalid request"
 
 
-class InvalidHttp(AppError):
-    status, code, title = 400, "invalid_http", "Invalid HTTP request"
-
-
 class InvalidName(AppError):
     status, code, title = 400, "invalid_name", "Invalid name"
 
 
 class InvalidJson(AppError):
     status, code, title = 400, "invalid_json", "Invalid JSON"
+
+
+class InvalidHttp(AppError):
+    # Sent by the transport (protocol.py) for a request its HTTP parser rejects.
+    status, code, title = 400, "invalid_http", "Invalid HTTP request"
 
 
 class Unauthorized(AppError):
@@ -63,6 +64,18 @@ class RequestTimeout(AppError):
 
 class VersionMismatch(AppError):
     status, code, title = 412, "version_mismatch", "Version mismatch"
+
+
+class HistoryNotKept(AppError):
+    status, code, title = 409, "history_not_kept", "History not kept"
+
+
+class VersionPruned(AppError):
+    status, code, title = 410, "version_pruned", "Version pruned"
+
+
+class HistoryPruned(AppError):
+    status, code, title = 410, "history_pruned", "History pruned"
 
 
 class PayloadTooLarge(AppError):

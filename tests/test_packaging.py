@@ -10,6 +10,7 @@ import tomllib
 from importlib.metadata import distribution, requires, version
 
 import uvicorn.protocols.http.httptools_impl as httptools_impl
+import uvicorn.server
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 from uvicorn.server import ServerState
@@ -44,24 +45,53 @@ def test_uvicorn_is_bounded_and_the_installed_release_is_within_the_bound() -> N
     assert spec.specifier.contains(version("uvicorn")), version("uvicorn")
 
 
+# Each method HttpProtocol overrides, and how uvicorn (or asyncio) reaches it.
+OVERRIDES = {
+    "__init__": "server",  # uvicorn's server builds the protocol (checked below)
+    "connection_made": "asyncio",
+    "connection_lost": "asyncio",
+    "data_received": "asyncio",
+    "on_headers_complete": "httptools",  # parser callbacks, found by name
+    "send_400_response": "self.send_400_response(",
+    "on_response_complete": "on_response=self.on_response_complete",
+    "shutdown": "server",  # uvicorn's server, on a graceful stop (checked below)
+}
+
+# uvicorn internals the overrides read or call.
+INTERNALS = [
+    "self.connections = ",
+    "self.tasks = ",
+    "self.pipeline",
+    "self.cycle",
+    "def _unset_keepalive_if_required(self)",
+    "self.more_body = ",
+    "self.response_complete = ",
+    "self.flow = ",
+]
+
+
 def test_every_method_the_protocol_overrides_still_exists_in_uvicorn_and_is_called() -> None:
-    """The override is a silent no-op (uvicorn's plain-text 400 comes back) if uvicorn renames the
-    method, changes its parameters or stops calling it: fail here instead."""
+    """An override is a silent no-op if uvicorn renames the method, changes its parameters or
+    stops calling it: fail here instead."""
     base = httptools_impl.HttpToolsProtocol
-    overridden = [
+    overridden = {
         name
         for name, member in vars(HttpProtocol).items()
-        if callable(member) and not name.startswith("__")
-    ]
-    assert overridden, "HttpProtocol overrides nothing: this test has lost its subject"
+        if callable(member) and hasattr(base, name)
+    }
+    assert overridden == set(OVERRIDES), f"update OVERRIDES: the protocol overrides {overridden}"
     module_source = inspect.getsource(httptools_impl)
-    for name in overridden:
-        original = getattr(base, name, None)
-        assert original is not None, f"uvicorn's HttpToolsProtocol has no {name} any more"
+    for name, caller in OVERRIDES.items():
         ours = list(inspect.signature(getattr(HttpProtocol, name)).parameters)
-        theirs = list(inspect.signature(original).parameters)
+        theirs = list(inspect.signature(getattr(base, name)).parameters)
         assert ours == theirs, f"{name}: uvicorn's parameters are now {theirs}"
-        assert f"self.{name}(" in module_source, f"uvicorn no longer calls {name}"
+        if caller not in ("asyncio", "httptools", "server"):
+            assert caller in module_source, f"uvicorn no longer reaches {name} by {caller!r}"
+    server_source = inspect.getsource(uvicorn.server)
+    assert "config.http_protocol_class(" in server_source, "uvicorn builds its protocol otherwise"
+    assert "connection.shutdown()" in server_source, "uvicorn stops its connections otherwise"
+    for internal in INTERNALS:
+        assert internal in module_source, f"uvicorn's protocol no longer has {internal!r}"
 
 
 def test_the_protocol_state_the_override_reads_is_still_there() -> None:

@@ -20,10 +20,8 @@ from persistd.main import create_app
 from persistd.store import Store
 from tests.support import Service
 
-# The documented public routes: health, readiness, metrics, the docs, the schema and the client
-# contract (docs/contract.md: name rules and limits, which a write-only token needs too).
+# The documented public routes: health, readiness, metrics, the docs and the schema.
 PUBLIC = {
-    ("GET", "/v1/_contract"),
     ("GET", "/healthz"),
     ("GET", "/readyz"),
     ("GET", "/metrics"),
@@ -32,6 +30,7 @@ PUBLIC = {
     ("GET", "/openapi.json"),
     ("HEAD", "/openapi.json"),
     ("GET", "/docs/assets"),  # the docs' static files (a mount)
+    ("GET", "/v1/_contract"),  # rules and limits, no records (docs/contract.md)
 }
 
 # Every guarded operation and the scope it needs.
@@ -47,6 +46,10 @@ SCOPES: dict[tuple[str, str], Scope] = {
     ("HEAD", "/v1/{namespace}/{domain}/{entity}/records/{key}"): "read",
     ("PUT", "/v1/{namespace}/{domain}/{entity}/records/{key}"): "write",
     ("DELETE", "/v1/{namespace}/{domain}/{entity}/records/{key}"): "write",
+    ("GET", "/v1/{namespace}/{domain}/{entity}/records/{key}/history"): "read",
+    ("GET", "/v1/{namespace}/changes"): "read",
+    ("GET", "/v1/{namespace}/watch"): "read",
+    ("POST", "/v1/{namespace}/restore"): "admin",
 }
 
 # Operations without a namespace in the path: a token for another namespace may call them,
@@ -114,9 +117,12 @@ def _call(service: Service, method: str, path: str, token: str | None) -> httpx.
     headers = {"Content-Type": "application/json"}
     if token is not None:
         headers["Authorization"] = f"Bearer {token}"
-    return httpx.request(
-        method, service.url + path, headers=headers, content=BODIES.get(method), timeout=10
-    )
+    url = service.url + path
+    with httpx.stream(method, url, headers=headers, content=BODIES.get(method), timeout=10) as r:
+        # An event stream (watch) never ends: its status and headers are the answer.
+        if not r.headers.get("content-type", "").startswith("text/event-stream"):
+            r.read()
+        return r
 
 
 def _code(response: httpx.Response) -> str | None:

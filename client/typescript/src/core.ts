@@ -19,5 +19,7 @@ export {
   type WriteResult,
 } from "./http.js";
 export { install, type BacktestKitModule, type OptIns, type SetupOptions } from "./install.js";
+import "./history.js";
+export type { Change, ChangesPage, HistoryPage, Restored, Scope, Version, WatchOptions } from "./history.js";
 export { addressOf, addressOfBase, addressOfDumpPath, DUMP_FOLDERS, dumpPath, type Address } from "./mapping.js";
 export * from "./types.js";
