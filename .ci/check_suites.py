@@ -21,6 +21,7 @@ REQUIRED = [
     "tests.test_schemathesis",
     "tests.test_bench_smoke",
     "tests.test_fast_path",
+    "tests.test_leases",
     "client.python.tests",
 ]
 

@@ -37,6 +37,10 @@ class InvalidJson(AppError):
     status, code, title = 400, "invalid_json", "Invalid JSON"
 
 
+class InvalidFence(AppError):
+    status, code, title = 400, "invalid_fence", "Invalid fence"
+
+
 class Unauthorized(AppError):
     status, code, title = 401, "unauthorized", "Unauthorized"
 
@@ -55,6 +59,18 @@ class MethodNotAllowed(AppError):
 
 class VersionMismatch(AppError):
     status, code, title = 412, "version_mismatch", "Version mismatch"
+
+
+class LeaseHeld(AppError):
+    status, code, title = 409, "lease_held", "Lease held by another holder"
+
+
+class LeaseLost(AppError):
+    status, code, title = 409, "lease_lost", "Lease lost"
+
+
+class Fenced(AppError):
+    status, code, title = 409, "fenced", "Fenced write refused"
 
 
 class PayloadTooLarge(AppError):

@@ -95,6 +95,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.store = None
     app.state.auth = None
+    app.state.leases_held = None
     app.state.metrics = Metrics(app.state)
     app.state.head_revisions = head_revisions()
     install_handlers(app)

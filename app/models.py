@@ -5,6 +5,7 @@ from sqlalchemy import (
     Column,
     DateTime,
     Identity,
+    Integer,
     MetaData,
     PrimaryKeyConstraint,
     Table,
@@ -42,4 +43,19 @@ tokens = Table(
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Column("revoked_at", DateTime(timezone=True), nullable=True),
     PrimaryKeyConstraint("id", name="tokens_pkey"),
+)
+
+# One row per lease name, kept after release so the fencing token only ever grows: an
+# acquisition sets token = token + 1 on the same row, so no token is issued twice.
+leases = Table(
+    "leases",
+    metadata,
+    Column("namespace", Text(collation="C"), nullable=False),
+    Column("name", Text(collation="C"), nullable=False),
+    Column("holder", Text, nullable=True),  # NULL once released
+    Column("token", BigInteger, nullable=False),
+    Column("ttl_ms", Integer, nullable=False),
+    Column("expires_at", DateTime(timezone=True), nullable=False),
+    Column("acquired_at", DateTime(timezone=True), nullable=False),
+    PrimaryKeyConstraint("namespace", "name", name="leases_pkey"),
 )

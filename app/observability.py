@@ -24,7 +24,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from .errors import PROBLEM_MEDIA_TYPE
+from .errors import PROBLEM_MEDIA_TYPE, AppError
 
 log = logging.getLogger("persistd.access")
 
@@ -109,6 +109,20 @@ class PoolCollector:
         yield in_use
 
 
+class LeasesCollector:
+    """Live leases across every namespace, as counted at the last scrape (metrics_endpoint)."""
+
+    def __init__(self, state: Any) -> None:
+        self._state = state
+
+    def collect(self) -> Iterable[Metric]:
+        held = GaugeMetricFamily("persistd_leases_held", "leases held (live) now, all namespaces")
+        count = getattr(self._state, "leases_held", None)
+        if count is not None:
+            held.add_metric([], count)
+        yield held
+
+
 class Metrics:
     """The service's Prometheus metrics, on a registry of their own (no import-time state)."""
 
@@ -133,7 +147,19 @@ class Metrics:
             ["code"],
             registry=self.registry,
         )
+        self.lease_events = Counter(
+            "persistd_lease_events",
+            "lease changes: acquired, released, lost (renew or release with a stale token)",
+            ["event"],
+            registry=self.registry,
+        )
+        self.fenced_refused = Counter(
+            "persistd_fenced_writes_refused",
+            "fenced writes refused because their lease was not held with their token",
+            registry=self.registry,
+        )
         self.registry.register(PoolCollector(state))
+        self.registry.register(LeasesCollector(state))
         self._children: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
 
     def observe(self, route: str, method: str, status: int, seconds: float) -> None:
@@ -160,6 +186,12 @@ class Metrics:
 
 async def metrics_endpoint(request: Request) -> Response:
     metrics: Metrics = request.app.state.metrics
+    store = request.app.state.store
+    # One small query per scrape: a lease's expiry is the database's fact, not this process's.
+    try:
+        request.app.state.leases_held = None if store is None else await store.leases_held()
+    except AppError:
+        request.app.state.leases_held = None
     return Response(metrics.render(), media_type=CONTENT_TYPE_LATEST)
 
 
@@ -221,6 +253,10 @@ class ObservabilityMiddleware:
             code = _problem_code(problem)
             if code is not None:
                 self.metrics.errors.labels(code).inc()
+                if code == "fenced":
+                    self.metrics.fenced_refused.inc()
+                elif code == "lease_lost":
+                    self.metrics.lease_events.labels("lost").inc()
             if log.isEnabledFor(logging.INFO):
                 client = scope.get("client")
                 fields: dict[str, Any] = {

@@ -2,8 +2,8 @@
 
 from fastapi import APIRouter
 
-from . import collections, inspection, records
+from . import collections, inspection, leases, records
 
 router = APIRouter()
-for part in (records, collections, inspection):
+for part in (records, collections, leases, inspection):
     router.include_router(part.router)

@@ -21,11 +21,13 @@ from .common import (
     encode_cursor,
     item_json,
     json_response,
+    parse_fence,
     settings_of,
     store_of,
     validated,
 )
 from .schemas import (
+    FENCE_PARAMETER,
     BatchGetOut,
     BatchGetRequest,
     BatchPutOut,
@@ -146,14 +148,15 @@ async def batch_get(
     summary="Write many records atomically (all or none)",
     tags=["collections"],
     response_model=BatchPutOut,
-    responses=errors_doc(413, 415, 422),
-    openapi_extra=request_schema(BatchPutRequest),
+    responses=errors_doc(409, 413, 415, 422),
+    openapi_extra={**request_schema(BatchPutRequest), **FENCE_PARAMETER},
 )
 async def batch_put(
     request: Request, namespace: Namespace, domain: Domain, entity: Entity
 ) -> Response:
     coll = collection_of(namespace, domain, entity)
     await require(request, "write", coll.namespace)
+    fence = parse_fence(request)
     raw, req = await _batch_body(request, BatchPutRequest)
     settings = settings_of(request)
     seen: set[str] = set()
@@ -169,7 +172,7 @@ async def batch_put(
         check_value(coll.domain, item.value, item.key)
     keys = [item.key for item in req.items]
     written = await store_of(request).batch_put(
-        coll, keys, raw.decode(), insert_only=req.mode == "insert_if_absent"
+        coll, keys, raw.decode(), insert_only=req.mode == "insert_if_absent", fence=fence
     )
     return json_response(
         {

@@ -17,11 +17,12 @@ from .common import (
     json_response,
     meta_headers,
     parse_create_only,
+    parse_fence,
     parse_if_match,
     settings_of,
     store_of,
 )
-from .schemas import JSON, VersionOut, errors_doc
+from .schemas import FENCE_PARAMETER, JSON, VersionOut, errors_doc
 
 router = APIRouter()
 
@@ -66,13 +67,14 @@ async def head_record(
     response_model=VersionOut,
     responses={
         201: {"model": VersionOut, "description": "created"},
-        **errors_doc(412, 413, 415, 422),
+        **errors_doc(409, 412, 413, 415, 422),
     },
     openapi_extra={
+        **FENCE_PARAMETER,
         "requestBody": {
             "required": True,
             "content": {JSON: {"schema": {"description": "any JSON value, null included"}}},
-        }
+        },
     },
 )
 async def put_record(
@@ -84,10 +86,11 @@ async def put_record(
     create_only = parse_create_only(request)
     if if_match is not None and create_only:
         raise InvalidRequest("If-Match and If-None-Match cannot be combined")
+    fence = parse_fence(request)
     raw = await body.read_body(request, settings_of(request).max_value_bytes)
     check_value(addr.domain, body.parse_json(raw))
     meta = await store_of(request).put(
-        addr, raw.decode(), if_match=if_match, create_only=create_only
+        addr, raw.decode(), if_match=if_match, create_only=create_only, fence=fence
     )
     status = 201 if meta.version == 1 else 200
     return json_response({"version": meta.version}, status, meta_headers(meta))
@@ -98,12 +101,14 @@ async def put_record(
     summary="Delete a record",
     tags=["records"],
     status_code=204,
-    responses=errors_doc(404, 412),
+    responses=errors_doc(404, 409, 412),
+    openapi_extra=FENCE_PARAMETER,
 )
 async def delete_record(
     request: Request, namespace: Namespace, domain: Domain, entity: Entity, key: Key
 ) -> Response:
     addr = address_of(namespace, domain, entity, key)
     await require(request, "write", addr.namespace)
-    await store_of(request).delete(addr, if_match=parse_if_match(request))
+    if_match, fence = parse_if_match(request), parse_fence(request)
+    await store_of(request).delete(addr, if_match=if_match, fence=fence)
     return Response(status_code=204)

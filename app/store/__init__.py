@@ -9,7 +9,16 @@ from typing import Any
 
 import asyncpg
 
-from ..errors import InvalidJson, InvalidValue, NotFound, Unavailable, VersionMismatch
+from ..errors import (
+    Fenced,
+    InvalidJson,
+    InvalidValue,
+    LeaseHeld,
+    LeaseLost,
+    NotFound,
+    Unavailable,
+    VersionMismatch,
+)
 from . import sql
 
 ANY_VERSION = -1  # If-Match: * (the record must exist, any version)
@@ -71,6 +80,31 @@ class Item:
 class Written:
     key: str
     version: int | None  # None: insert_if_absent found the key already there
+
+
+@dataclass(frozen=True, slots=True)
+class Fence:
+    """A fenced write's lease: applied only while `name` is held with exactly `token`."""
+
+    name: str
+    token: int
+
+    def refused(self) -> Fenced:
+        return Fenced(
+            f"lease {self.name!r} is not held with token {self.token} (expired, released or "
+            "taken over); nothing was written"
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Lease:
+    name: str
+    holder: str | None  # None once released
+    token: int
+    ttl_ms: int
+    expires_at: datetime
+    held: bool = True
+    remaining_ms: int = 0  # until expiry, by the database's clock
 
 
 class _PoolConnection(asyncpg.Connection):  # type: ignore[misc]
@@ -167,9 +201,18 @@ class Store:
         return Meta(row[0], row[1])
 
     async def put(
-        self, addr: Address, value: str, *, if_match: int | None = None, create_only: bool = False
+        self,
+        addr: Address,
+        value: str,
+        *,
+        if_match: int | None = None,
+        create_only: bool = False,
+        fence: Fence | None = None,
     ) -> Meta:
-        """Write the whole document in one statement; VersionMismatch when a condition fails."""
+        """Write the whole document in one statement; VersionMismatch when a condition fails,
+        Fenced when the fence's lease is not held with its token."""
+        if fence is not None:
+            return await self._put_fenced(addr, value, if_match, create_only, fence)
         async with self._connection() as conn:
             if if_match is not None:
                 row = await conn.fetchrow(sql.UPDATE_IF, *addr.args, value, if_match)
@@ -178,17 +221,48 @@ class Store:
             else:
                 row = await conn.fetchrow(sql.UPSERT, *addr.args, value)
         if row is None:
-            if create_only:
-                raise VersionMismatch(f"a record already exists at key {addr.key!r}")
-            raise VersionMismatch(f"the record at key {addr.key!r} is not at the expected version")
+            raise self._put_mismatch(addr, create_only)
         return Meta(row[0], row[1])
 
-    async def delete(self, addr: Address, *, if_match: int | None = None) -> int:
-        """Delete the record and return its last version; NotFound or VersionMismatch."""
+    @staticmethod
+    def _put_mismatch(addr: Address, create_only: bool) -> VersionMismatch:
+        if create_only:
+            return VersionMismatch(f"a record already exists at key {addr.key!r}")
+        return VersionMismatch(f"the record at key {addr.key!r} is not at the expected version")
+
+    async def _put_fenced(
+        self, addr: Address, value: str, if_match: int | None, create_only: bool, fence: Fence
+    ) -> Meta:
         async with self._connection() as conn:
-            row = await conn.fetchrow(
-                sql.DELETE, *addr.args, ANY_VERSION if if_match is None else if_match
-            )
+            if if_match is not None:
+                row = await conn.fetchrow(
+                    sql.UPDATE_IF_FENCED, *addr.args, value, if_match, fence.name, fence.token
+                )
+            else:
+                statement = sql.INSERT_FENCED if create_only else sql.UPSERT_FENCED
+                row = await conn.fetchrow(statement, *addr.args, value, fence.name, fence.token)
+        held, version, updated_at = row
+        if not held:
+            raise fence.refused()
+        if version is None:
+            raise self._put_mismatch(addr, create_only)
+        return Meta(version, updated_at)
+
+    async def delete(
+        self, addr: Address, *, if_match: int | None = None, fence: Fence | None = None
+    ) -> int:
+        """Delete the record and return its last version; NotFound, VersionMismatch or Fenced."""
+        version = ANY_VERSION if if_match is None else if_match
+        async with self._connection() as conn:
+            if fence is None:
+                row = await conn.fetchrow(sql.DELETE, *addr.args, version)
+            else:
+                row = await conn.fetchrow(
+                    sql.DELETE_FENCED, *addr.args, version, fence.name, fence.token
+                )
+                if not row[0]:
+                    raise fence.refused()
+                row = row[1:]
         deleted, current = row[0], row[1]
         if deleted is not None:
             return int(deleted)
@@ -240,11 +314,21 @@ class Store:
         *,
         insert_only: bool,
         if_changed: bool = False,
+        fence: Fence | None = None,
     ) -> list[Written]:
         """Write the validated body's `items` in one statement, all or nothing, in request order.
 
         Keys left as they were (present for insert_only, identical for if_changed) get no version.
+        With a fence, nothing is written unless its lease is held with its token (Fenced).
         """
+        if fence is not None:
+            statement = sql.BATCH_INSERT_FENCED if insert_only else sql.BATCH_UPSERT_FENCED
+            async with self._connection() as conn:
+                rows = await conn.fetch(statement, *coll.args, body, fence.name, fence.token)
+            if not rows[0][0]:
+                raise fence.refused()
+            versions = {row[1]: int(row[2]) for row in rows if row[1] is not None}
+            return [Written(key, versions.get(key)) for key in keys]
         if insert_only:
             statement = sql.BATCH_INSERT
         else:
@@ -253,6 +337,76 @@ class Store:
             rows = await conn.fetch(statement, *coll.args, body)
         versions = {row[0]: int(row[1]) for row in rows}
         return [Written(key, versions.get(key)) for key in keys]
+
+    async def acquire_lease(self, namespace: str, name: str, holder: str, ttl_ms: int) -> Lease:
+        """Take the lease when it is free, expired or already `holder`'s, with a new token;
+        LeaseHeld naming the live holder otherwise."""
+        async with self._connection() as conn:
+            # A lease that expires or is released between the two statements is simply retried.
+            for _ in range(3):
+                row = await conn.fetchrow(sql.LEASE_ACQUIRE, namespace, name, holder, ttl_ms)
+                if row is not None:
+                    return Lease(name, row[0], row[1], row[2], row[3], True, ttl_ms)
+                current = await self._lease(conn, namespace, name)
+                if current is not None and current.held:
+                    retry = str(max(1, -(-current.remaining_ms // 1000)))
+                    raise LeaseHeld(
+                        f"lease {name!r} is held by {current.holder!r} until "
+                        f"{current.expires_at.isoformat()} (token {current.token})",
+                        headers={"Retry-After": retry},
+                    )
+        raise Unavailable("the lease changed hands too often to be taken; retry")
+
+    async def renew_lease(self, namespace: str, name: str, token: int, ttl_ms: int | None) -> Lease:
+        """Extend a live lease held with `token`; LeaseLost or NotFound otherwise."""
+        async with self._connection() as conn:
+            row = await conn.fetchrow(sql.LEASE_RENEW, namespace, name, token, ttl_ms)
+            if row is None:
+                raise await self._lost(conn, namespace, name, token)
+        return Lease(name, row[0], row[1], row[2], row[3], True, row[2])
+
+    async def release_lease(self, namespace: str, name: str, token: int) -> Lease:
+        """Free a live lease held with `token` at once; LeaseLost or NotFound otherwise."""
+        async with self._connection() as conn:
+            row = await conn.fetchrow(sql.LEASE_RELEASE, namespace, name, token)
+            if row is None:
+                raise await self._lost(conn, namespace, name, token)
+        return Lease(name, None, row[1], row[2], row[3], False, 0)
+
+    async def lease(self, namespace: str, name: str) -> Lease:
+        """The lease's holder, token and expiry; NotFound when it was never acquired."""
+        async with self._connection() as conn:
+            found = await self._lease(conn, namespace, name)
+        if found is None:
+            raise NotFound(f"no lease named {name!r} in namespace {namespace!r}")
+        return found
+
+    async def leases_held(self) -> int:
+        """How many leases are live now, across every namespace."""
+        async with self._connection() as conn:
+            return int(await conn.fetchval(sql.LEASES_HELD))
+
+    @staticmethod
+    async def _lease(conn: asyncpg.Connection, namespace: str, name: str) -> Lease | None:
+        row = await conn.fetchrow(sql.LEASE_GET, namespace, name)
+        if row is None:
+            return None
+        return Lease(name, row[0], row[1], row[2], row[3], row[4], row[5])
+
+    async def _lost(
+        self, conn: asyncpg.Connection, namespace: str, name: str, token: int
+    ) -> LeaseLost | NotFound:
+        current = await self._lease(conn, namespace, name)
+        if current is None:
+            return NotFound(f"no lease named {name!r} in namespace {namespace!r}")
+        if current.token != token:
+            why = f"token {token} is not current (token {current.token} is"
+            why += f", held by {current.holder!r})" if current.held else ", now released)"
+        elif current.holder is None:
+            why = f"token {token} was released"
+        else:
+            why = f"token {token} expired at {current.expires_at.isoformat()}"
+        return LeaseLost(f"lease {name!r} is lost: {why}")
 
     async def namespaces(self) -> list[tuple[str, int]]:
         """Every namespace with its record count."""
