@@ -1,6 +1,7 @@
 """The single-record fast path (app/fast.py) answers exactly as FastAPI's router does."""
 
 import asyncio
+import re
 import uuid
 from typing import Any
 
@@ -34,12 +35,19 @@ CASES: list[tuple[str, str, dict[str, str], bytes | None]] = [
     ("GET", "/misc/e/records/k/extra", {}, None),
     ("OPTIONS", "/signal/e/records/k", {}, None),
     ("PATCH", "/signal/e/records/k", JSON, b"1"),
+    ("PUT", "/signal/e/records/k", {**JSON, "Persistd-Fence": "bot=1"}, SIGNAL),
+    ("PUT", "/signal/e/records/k", {**JSON, "Persistd-Fence": "bot"}, SIGNAL),
+    ("DELETE", "/signal/e/records/k", {"Persistd-Fence": "bot=1"}, None),
+    ("POST", "/leases/bot", JSON, b'{"holder": "h", "ttl_ms": 60000}'),
+    ("PUT", "/signal/e/records/k", {**JSON, "Persistd-Fence": "bot=1"}, SIGNAL),
+    ("DELETE", "/signal/e/records/k", {"Persistd-Fence": "bot=2"}, None),
     ("DELETE", "/signal/e/records/k", {"If-Match": '"1"'}, None),
     ("DELETE", "/signal/e/records/k", {}, None),
     ("DELETE", "/signal/e/records/k", {}, None),
 ]
 # Headers that differ between any two requests by design.
 VOLATILE = {"date", "last-modified", "x-request-id"}
+EXPIRY = re.compile(rb'"expires_at":"[^"]*"')
 
 
 def _app(database_url: str, *, fast: bool) -> FastAPI:
@@ -63,7 +71,7 @@ async def _answers(app: FastAPI, ns: str) -> list[dict[str, Any]]:
                 "request": f"{method} {path}",
                 "status": resp.status_code,
                 "headers": kept,
-                "body": resp.content.replace(ns.encode(), b"<ns>"),
+                "body": EXPIRY.sub(b"<expiry>", resp.content.replace(ns.encode(), b"<ns>")),
             })  # fmt: skip
         metrics = (await client.get("/metrics")).text.splitlines()
         out.append({"counts": [m for m in metrics if m.startswith("persistd_http_requests_total")]})
@@ -78,7 +86,8 @@ def test_fast_path_and_router_give_identical_answers(database_url: str) -> None:
     counts = fast.pop()["counts"]
     statuses = [a["status"] for a in fast]
     assert statuses == [404, 201, 200, 200, 200, 412, 400, 412, 422, 400, 415, 201, 200, 404,
-                        400, 404, 405, 405, 412, 204, 404]  # fmt: skip
+                        400, 404, 405, 405, 409, 400, 409, 200, 200, 409, 412, 204,
+                        404]  # fmt: skip
     # The fast path labels its requests with the route template, as the router does.
     route = 'route="/v1/{namespace}/{domain}/{entity}/records/{key}"'
     assert f'persistd_http_requests_total{{method="PUT",{route},status="201"}} 2.0' in counts
