@@ -10,10 +10,12 @@ export {
   resolveOptions,
   type ClientOptions,
   type Condition,
+  type Fence,
   type Item,
   type ResolvedClientOptions,
   type Stored,
   type WriteResult,
 } from "./http.js";
+export { Lease, PersistdFencedError, PersistdLeaseHeldError, type LeaseOptions } from "./lease.js";
 export { addressOf, addressOfBase, addressOfDumpPath, DUMP_FOLDERS, dumpPath, type Address } from "./mapping.js";
 export * from "./types.js";

@@ -25,6 +25,18 @@ export interface ClientOptions {
   backoffMaxMs?: number;
   /** A fetch to send requests with instead of node:http (tests, instrumentation). */
   fetch?: typeof fetch;
+  /** The lease whose fence every write in its namespace carries (lease.ts; `setup({ lease })`). */
+  fence?: Fence;
+}
+
+/** What a client needs of a lease to fence its writes (implemented by lease.ts). */
+export interface Fence {
+  /** The namespace of the lease: writes to other namespaces are not fenced. */
+  readonly namespace: string;
+  /** The `Persistd-Fence` header value; waits for the acquisition, throws once the lease is lost. */
+  header(): Promise<string>;
+  /** A write was answered `fenced`: the lease is lost; the error to throw instead. */
+  refused(error: PersistdError): PersistdError;
 }
 
 export interface ResolvedClientOptions {
@@ -36,6 +48,7 @@ export interface ResolvedClientOptions {
   backoffBaseMs: number;
   backoffMaxMs: number;
   fetch: typeof fetch | undefined;
+  fence: Fence | undefined;
 }
 
 const SLUG = /^[a-z0-9][a-z0-9_.-]{0,62}$/;
@@ -66,6 +79,7 @@ export function resolveOptions(options: ClientOptions = {}): ResolvedClientOptio
     backoffBaseMs: options.backoffBaseMs ?? 100,
     backoffMaxMs: options.backoffMaxMs ?? 5_000,
     fetch: options.fetch,
+    fence: options.fence,
   };
 }
 
@@ -145,7 +159,7 @@ function retryAfterMs(header: string | null): number | undefined {
 }
 
 /** An HTTP answer, read whole (values are bounded by the service's size limits). */
-interface Reply {
+export interface Reply {
   status: number;
   header(name: string): string | null;
   text: string;
@@ -215,8 +229,10 @@ async function fetchRequest(fetchImpl: typeof fetch, url: string, out: Outgoing)
   return { status: res.status, header: (name) => res.headers.get(name), text };
 }
 
-interface Request {
+export interface Request {
   method: "GET" | "HEAD" | "PUT" | "POST" | "DELETE";
+  /** A record write: it carries the fence of the client's lease, if any. */
+  write?: boolean;
   path: string;
   body?: unknown;
   headers?: Record<string, string>;
@@ -240,7 +256,7 @@ export class PersistdClient {
   withNamespace(namespace: string): PersistdClient {
     return namespace === this.namespace
       ? this
-      : new PersistdClient({ ...this.options, namespace });
+      : new PersistdClient({ ...this.options, namespace, fence: undefined });
   }
 
   private entityPath(domain: string, entity: string): string {
@@ -281,6 +297,7 @@ export class PersistdClient {
       path: this.recordPath(domain, entity, key),
       body: value === undefined ? null : value,
       headers,
+      write: true,
       accept: conditional ? [412] : [],
     });
     if (res.status === 412) return null;
@@ -289,7 +306,7 @@ export class PersistdClient {
 
   /** Delete one record; false when it was absent. */
   async delete(domain: string, entity: string, key: string): Promise<boolean> {
-    const res = await this.send({ method: "DELETE", path: this.recordPath(domain, entity, key), accept: [404] });
+    const res = await this.send({ method: "DELETE", path: this.recordPath(domain, entity, key), accept: [404], write: true });
     return res.status !== 404;
   }
 
@@ -371,6 +388,7 @@ export class PersistdClient {
       method: "POST",
       path: `${this.entityPath(domain, entity)}/batch-put`,
       body: { items, mode },
+      write: true,
     });
     return (JSON.parse(res.text) as { items: WriteResult[] }).items;
   }
@@ -380,13 +398,15 @@ export class PersistdClient {
    * exponential backoff and full jitter (at least Retry-After when the service sends it) until
    * the deadline; every other non-2xx answer outside `accept` is thrown as a PersistdError.
    * Every call here is idempotent (PUT, DELETE, batch upsert/insert-if-absent, reads), so
-   * repeating one whose answer was lost is safe.
+   * repeating one whose answer was lost is safe. Public for lease.ts; not part of the API.
    */
-  private async send(req: Request): Promise<Reply> {
+  async send(req: Request): Promise<Reply> {
     const { url, token, retryDeadlineMs, requestTimeoutMs, backoffBaseMs, backoffMaxMs } = this.options;
     const fetchImpl = this.options.fetch;
     const headers: Record<string, string> = { Accept: "application/json", ...req.headers };
     if (token) headers["Authorization"] = `Bearer ${token}`;
+    const fence = req.write && this.options.fence?.namespace === this.namespace ? this.options.fence : undefined;
+    if (fence) headers["Persistd-Fence"] = await fence.header();
     let body: string | undefined;
     if (req.body !== undefined) {
       headers["Content-Type"] = "application/json";
@@ -403,7 +423,10 @@ export class PersistdClient {
           ? await fetchRequest(fetchImpl, url + req.path, out)
           : await nodeRequest(url + req.path, out);
         if ((res.status >= 200 && res.status < 300) || req.accept?.includes(res.status)) return res;
-        if (!RETRY_STATUS.has(res.status)) throw problem(req, res);
+        if (!RETRY_STATUS.has(res.status)) {
+          const error = problem(req, res);
+          throw fence && error.code === "fenced" ? fence.refused(error) : error;
+        }
         waitAtLeast = retryAfterMs(res.header("retry-after")) ?? 0;
         lastProblem = `HTTP ${res.status}`;
         lastError = undefined;
