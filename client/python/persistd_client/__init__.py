@@ -4,11 +4,14 @@ from persistd_client._version import __version__ as __version__
 from persistd_client.client import AsyncPersistClient, PersistClient
 from persistd_client.errors import (
     ConnectionFailed,
+    Fenced,
     Forbidden,
     InvalidJson,
     InvalidName,
     InvalidRequest,
     InvalidValue,
+    LeaseHeld,
+    LeaseLost,
     NotFound,
     PayloadTooLarge,
     PersistError,
@@ -16,6 +19,7 @@ from persistd_client.errors import (
     Unavailable,
     VersionMismatch,
 )
+from persistd_client.lease import AsyncLease, Lease, LeaseInfo
 from persistd_client.models import (
     BatchGetResult,
     BatchWritten,
@@ -30,11 +34,13 @@ from persistd_client.retry import NO_RETRY, RetryPolicy
 
 __all__ = [
     "NO_RETRY",
+    "AsyncLease",
     "AsyncPersistClient",
     "BatchGetResult",
     "BatchWritten",
     "ConnectionFailed",
     "Count",
+    "Fenced",
     "Forbidden",
     "InvalidJson",
     "InvalidName",
@@ -43,6 +49,10 @@ __all__ = [
     "Item",
     "ItemsPage",
     "KeysPage",
+    "Lease",
+    "LeaseHeld",
+    "LeaseInfo",
+    "LeaseLost",
     "NotFound",
     "PayloadTooLarge",
     "PersistClient",

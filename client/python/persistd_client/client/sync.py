@@ -18,6 +18,7 @@ from persistd_client._core.call import (
     build_request,
 )
 from persistd_client.client.shell import PAGE_SIZE, Shell, Timeout
+from persistd_client.errors import Fenced
 from persistd_client.models import (
     BatchGetResult,
     BatchWritten,
@@ -50,6 +51,7 @@ class PersistClient(Shell):
         self._http = http_client or httpx.Client(timeout=self._new_client_timeout())
 
     def _send(self, call: Call[T]) -> T:
+        call = self._fenced(call)
         attempts = Attempts(self.retry, call)
         request = build_request(self._http, self.settings, call, self._timeout)
         while True:
@@ -60,7 +62,10 @@ class PersistClient(Shell):
             else:
                 retry_in = attempts.after_response(response)
                 if retry_in is None:
-                    return attempts.finish(response)
+                    try:
+                        return attempts.finish(response)
+                    except Fenced as error:
+                        raise self._refused(call, error) from None
                 delay = retry_in
             self.retry.sleep(delay)
 
