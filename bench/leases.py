@@ -1,0 +1,103 @@
+"""Benchmarks of leases: fenced writes against unfenced ones, and the CPU lease renewals cost."""
+
+import asyncio
+import os
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import httpx
+
+from bench.tools import Service, bench_database, populate, wrk
+
+if TYPE_CHECKING:
+    from bench.run import Bench
+
+KEYS = 1000
+LEASES = 1000
+RENEW_EVERY = 5.0  # seconds: each of the LEASES leases is renewed once per period
+
+
+def run(bench: "Bench", server_url: str) -> None:
+    """Fenced PUT vs PUT at c=32 (target >= 0.9x), and renewal CPU (target < 5 % of a core)."""
+    with bench_database(server_url, "persistd_bench_leases") as url:
+        populate(url, "fence", 0, KEYS)
+        with Service(url, bench.knobs) as svc:
+            token = _acquire(svc.url, "bench", "bench")
+            env = {"BENCH_ENTITY": "fence", "BENCH_KEYS": str(KEYS)}
+            fenced = {**env, "BENCH_FENCE": f"bench={token}"}
+            wrk(svc, "put_fenced.lua", 2, 1, fenced)  # warm-up: statements get prepared
+            m = bench.interleaved({
+                "service PUT (existing key)": lambda r: wrk(
+                    svc, "put_existing.lua", 32, bench.seconds, env),
+                "service fenced PUT": lambda r: wrk(
+                    svc, "put_fenced.lua", 32, bench.seconds, fenced),
+            })  # fmt: skip
+            for name, result in m.items():
+                bench.record(name, "wrk", 32, result)
+            s, b = m["service fenced PUT"], m["service PUT (existing key)"]
+            bench.add("fenced PUT c=32 vs PUT c=32", f"{s.rate:.0f}/s", f"{b.rate:.0f}/s",
+                      s.rate / b.rate, ">= 0.9")  # fmt: skip
+
+            seconds = 2 * RENEW_EVERY if bench.args.quick else 3 * RENEW_EVERY
+            cpu, renewed, failed = asyncio.run(_renewals(svc, seconds))
+            bench.log(f"lease renewals: {renewed} in {seconds:.0f} s, {failed} failed")
+            share = cpu / seconds
+            bench.add(f"CPU of {LEASES} leases renewed every {RENEW_EVERY:.0f} s (share of a core)",
+                      f"{cpu:.2f} CPU s", f"{seconds:.0f} s", share, "<= 0.05")  # fmt: skip
+            if failed:
+                bench.skip("lease renewals", f"{failed} renewals failed")
+
+
+def _acquire(base: str, ns: str, name: str) -> int:
+    got = httpx.post(f"{base}/v1/{ns}/leases/{name}", json={"holder": "bench", "ttl_ms": 3_600_000})
+    got.raise_for_status()
+    token: int = got.json()["token"]
+    return token
+
+
+def _cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU of these processes so far."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / ticks
+
+
+async def _renewals(svc: Service, seconds: float) -> tuple[float, int, int]:
+    """Renew LEASES leases, each every RENEW_EVERY seconds, spread evenly; the service's CPU."""
+    ttl = int(RENEW_EVERY * 3 * 1000)
+    async with httpx.AsyncClient(base_url=svc.url, timeout=10) as client:
+        tokens = []
+        for i in range(LEASES):
+            got = await client.post(f"/v1/renew/leases/l{i}", json={"holder": "b", "ttl_ms": ttl})
+            tokens.append(got.json()["token"])
+        step = RENEW_EVERY / LEASES
+        pids = svc.pids()
+        failed = [0]
+        pending: set[asyncio.Task[httpx.Response]] = set()
+        renewed = 0
+
+        def finished(task: asyncio.Task[httpx.Response]) -> None:
+            pending.discard(task)
+            if task.exception() is not None or task.result().status_code != 200:
+                failed[0] += 1
+
+        cpu_before = _cpu_seconds(pids)
+        started = time.monotonic()
+        while (due := started + renewed * step) < started + seconds:
+            await asyncio.sleep(max(0.0, due - time.monotonic()))
+            i = renewed % LEASES
+            task = asyncio.create_task(
+                client.put(f"/v1/renew/leases/l{i}", json={"token": tokens[i]})
+            )
+            pending.add(task)
+            task.add_done_callback(finished)
+            renewed += 1
+        await asyncio.gather(*pending, return_exceptions=True)
+        return _cpu_seconds(pids) - cpu_before, renewed, failed[0]
