@@ -7,7 +7,7 @@ from fastapi import FastAPI
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from . import __version__
-from .api import records, router
+from .api import leases, records, router
 from .auth import Authenticator, auth_required
 from .config import Settings, get_settings
 from .db import asyncpg_dsn, head_revisions
@@ -103,7 +103,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_api_route("/metrics", metrics_endpoint, include_in_schema=False)
     install_docs(app)
     # Innermost first: the observability middleware sees the route the request took.
-    app.add_middleware(RecordRoutes, routes=records.router.routes)
+    app.add_middleware(RecordRoutes, routes=[*records.router.routes, *leases.router.routes])
     app.add_middleware(ObservabilityMiddleware, metrics=app.state.metrics)
     app.add_middleware(RawPathMiddleware)
     return app

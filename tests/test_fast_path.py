@@ -41,6 +41,13 @@ CASES: list[tuple[str, str, dict[str, str], bytes | None]] = [
     ("POST", "/leases/bot", JSON, b'{"holder": "h", "ttl_ms": 60000}'),
     ("PUT", "/signal/e/records/k", {**JSON, "Persistd-Fence": "bot=1"}, SIGNAL),
     ("DELETE", "/signal/e/records/k", {"Persistd-Fence": "bot=2"}, None),
+    ("PUT", "/leases/bot", JSON, b'{"token": 1}'),
+    ("PUT", "/leases/bot", JSON, b'{"token": 2}'),
+    ("PUT", "/leases/bot", JSON, b'{"token": "1"}'),
+    ("GET", "/leases/bot", {}, None),
+    ("GET", "/leases/Bot", {}, None),
+    ("GET", "/leases/nobody", {}, None),
+    ("DELETE", "/leases/bot?token=1", {}, None),
     ("DELETE", "/signal/e/records/k", {"If-Match": '"1"'}, None),
     ("DELETE", "/signal/e/records/k", {}, None),
     ("DELETE", "/signal/e/records/k", {}, None),
@@ -86,8 +93,10 @@ def test_fast_path_and_router_give_identical_answers(database_url: str) -> None:
     counts = fast.pop()["counts"]
     statuses = [a["status"] for a in fast]
     assert statuses == [404, 201, 200, 200, 200, 412, 400, 412, 422, 400, 415, 201, 200, 404,
-                        400, 404, 405, 405, 409, 400, 409, 200, 200, 409, 412, 204,
-                        404]  # fmt: skip
+                        400, 404, 405, 405, 409, 400, 409, 200, 200, 409, 200, 409, 400,
+                        200, 400, 404, 200, 412, 204, 404]  # fmt: skip
     # The fast path labels its requests with the route template, as the router does.
     route = 'route="/v1/{namespace}/{domain}/{entity}/records/{key}"'
     assert f'persistd_http_requests_total{{method="PUT",{route},status="201"}} 2.0' in counts
+    lease = 'route="/v1/{namespace}/leases/{name}"'
+    assert f'persistd_http_requests_total{{method="PUT",{lease},status="200"}} 1.0' in counts
