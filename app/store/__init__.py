@@ -89,6 +89,10 @@ class Fence:
     name: str
     token: int
 
+    @property
+    def args(self) -> tuple[str, int]:
+        return (self.name, self.token)
+
     def refused(self) -> Fenced:
         return Fenced(
             f"lease {self.name!r} is not held with token {self.token} (expired, released or "
@@ -234,13 +238,17 @@ class Store:
         self, addr: Address, value: str, if_match: int | None, create_only: bool, fence: Fence
     ) -> Meta:
         async with self._connection() as conn:
+            if if_match is None and not create_only:
+                row = await conn.fetchrow(sql.UPSERT_FENCED, *addr.args, value, *fence.args)
+                if row is None:
+                    raise fence.refused()
+                return Meta(row[0], row[1])
             if if_match is not None:
                 row = await conn.fetchrow(
-                    sql.UPDATE_IF_FENCED, *addr.args, value, if_match, fence.name, fence.token
+                    sql.UPDATE_IF_FENCED, *addr.args, value, if_match, *fence.args
                 )
             else:
-                statement = sql.INSERT_FENCED if create_only else sql.UPSERT_FENCED
-                row = await conn.fetchrow(statement, *addr.args, value, fence.name, fence.token)
+                row = await conn.fetchrow(sql.INSERT_FENCED, *addr.args, value, *fence.args)
         held, version, updated_at = row
         if not held:
             raise fence.refused()
@@ -257,9 +265,7 @@ class Store:
             if fence is None:
                 row = await conn.fetchrow(sql.DELETE, *addr.args, version)
             else:
-                row = await conn.fetchrow(
-                    sql.DELETE_FENCED, *addr.args, version, fence.name, fence.token
-                )
+                row = await conn.fetchrow(sql.DELETE_FENCED, *addr.args, version, *fence.args)
                 if not row[0]:
                     raise fence.refused()
                 row = row[1:]
@@ -324,7 +330,7 @@ class Store:
         if fence is not None:
             statement = sql.BATCH_INSERT_FENCED if insert_only else sql.BATCH_UPSERT_FENCED
             async with self._connection() as conn:
-                rows = await conn.fetch(statement, *coll.args, body, fence.name, fence.token)
+                rows = await conn.fetch(statement, *coll.args, body, *fence.args)
             if not rows[0][0]:
                 raise fence.refused()
             versions = {row[1]: int(row[2]) for row in rows if row[1] is not None}

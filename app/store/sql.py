@@ -107,11 +107,15 @@ LEASES_HELD = f"SELECT count(*) FROM leases WHERE {_LIVE}"
 # A fenced write runs only while the lease `$n` (name) of the record's namespace is live with
 # exactly token `$n+1`. FOR SHARE holds the lease row until the write commits: an acquisition
 # (which updates that row) waits for it, so no write under token t commits after t+1 was issued.
-def _fence(n: int) -> str:
+def _held(n: int) -> str:
     return (
-        "fence AS MATERIALIZED (SELECT 1 FROM leases "
-        f"WHERE namespace = $1 AND name = ${n} AND token = ${n + 1} AND {_LIVE} FOR SHARE)"
+        "SELECT 1 FROM leases "
+        f"WHERE namespace = $1 AND name = ${n} AND token = ${n + 1} AND {_LIVE} FOR SHARE"
     )
+
+
+def _fence(n: int) -> str:
+    return f"fence AS MATERIALIZED ({_held(n)})"
 
 
 _FENCE_HELD = "EXISTS (SELECT 1 FROM fence)"  # the guard each fenced write's rows must pass
@@ -124,8 +128,10 @@ def _fenced(n: int, write: str, out: str) -> str:
 
 _ONE_ROW_FENCED = f"SELECT $1, $2, $3, $4, $5::jsonb, 1 WHERE {_FENCE_HELD}"
 _ONE = "(SELECT version FROM w), (SELECT updated_at FROM w)"
-UPSERT_FENCED = _fenced(
-    6, f"INSERT {_INTO} {_ONE_ROW_FENCED} {_BUMP} RETURNING version, updated_at", _ONE
+# An upsert always returns its row, so none means "fenced": the guard alone, no CTE (the hot case).
+UPSERT_FENCED = (
+    f"INSERT {_INTO} SELECT $1, $2, $3, $4, $5::jsonb, 1 WHERE EXISTS ({_held(6)}) "
+    f"{_BUMP} RETURNING version, updated_at"
 )
 INSERT_FENCED = _fenced(
     6, f"INSERT {_INTO} {_ONE_ROW_FENCED} {_KEEP} RETURNING version, updated_at", _ONE
