@@ -277,7 +277,7 @@ def test_no_write_under_an_old_token_lands_after_the_takeover(
 ) -> None:
     # A's writes race B's takeover; once B acquired and read, nothing of A's may land after.
     rec = f"/v1/{ns}/misc/e/records/k"
-    old = acquire(http, ns, "a", ttl=200)
+    old = acquire(http, ns, "a", ttl=1000)
     stop = threading.Event()
     statuses: list[int] = []
 
@@ -288,10 +288,13 @@ def test_no_write_under_an_old_token_lands_after_the_takeover(
                 i += 1
                 statuses.append(client.put(rec, json={"a": i}, headers=fence(old)).status_code)
 
+    deadline = time.monotonic() + 10
     threads = [threading.Thread(target=zombie) for _ in range(4)]
     for t in threads:
         t.start()
     try:
+        while 201 not in statuses and time.monotonic() < deadline:
+            time.sleep(0.01)
         while True:
             got = http.post(lease(ns), json={"holder": "b", "ttl_ms": 5000})
             if got.status_code == 200:
