@@ -277,7 +277,7 @@ def test_no_write_under_an_old_token_lands_after_the_takeover(
 ) -> None:
     # A's writes race B's takeover; once B acquired and read, nothing of A's may land after.
     rec = f"/v1/{ns}/misc/e/records/k"
-    old = acquire(http, ns, "a", ttl=1000)
+    old = acquire(http, ns, "a", ttl=2000)
     stop = threading.Event()
     statuses: list[int] = []
 
