@@ -31,6 +31,8 @@ def test_bench_quick_completes_and_prints_the_table() -> None:
         "write p50 latency",
         "writeSignalData p50 persistd vs file adapter",
         "8 processes writeSignalData/s persistd vs file adapter",
+        "fenced PUT c=32 vs PUT c=32",
+        "leases renewed every 5 s",
     ):
         assert row in out, out
     assert "runs had errors" not in out, out
