@@ -2,14 +2,17 @@
 tokens that only grow, and writes under a lost lease refused with nothing changed."""
 
 import asyncio
+import shutil
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.support import Service
+from tests.support import Service, embedded_server, scratch_database
 from tests.test_auth import new_token
 
 TTL = 300  # ms: short, so expiry tests stay fast
@@ -270,6 +273,32 @@ def test_tokens_keep_increasing_across_a_restart_and_across_two_instances(
         refused = clients[0].post(lease(ns), json={"holder": "x", "ttl_ms": 1000})
         assert problem_code(refused) == "lease_held"
     assert tokens == sorted(set(tokens)) and len(tokens) == 11
+
+
+def test_tokens_keep_increasing_across_a_database_crash_restart(ns: str) -> None:
+    data_dir = Path(tempfile.mkdtemp(prefix="persistd-leases-"))
+    try:
+        with (
+            embedded_server(data_dir) as server,
+            scratch_database(server.url) as url,
+            Service(url) as svc,
+            httpx.Client(base_url=svc.url, timeout=10) as client,
+        ):
+            before = [
+                acquire(client, ns, f"h{i}", ttl=100) for i in range(3) if not time.sleep(0.15)
+            ]
+            server.stop("immediate")  # a crash: only what was committed survives
+            server.start()
+            deadline = time.monotonic() + 30
+            while True:  # the service reconnects on its own; 503 until then
+                got = client.post(lease(ns), json={"holder": "after", "ttl_ms": 1000})
+                if got.status_code == 200 or time.monotonic() > deadline:
+                    break
+                time.sleep(0.1)
+            assert got.status_code == 200, got.text
+            assert before == [1, 2, 3] and got.json()["token"] == 4
+    finally:
+        shutil.rmtree(data_dir, ignore_errors=True)
 
 
 def test_no_write_under_an_old_token_lands_after_the_takeover(
