@@ -29,12 +29,14 @@ def _names(namespace: str, name: str) -> tuple[str, str]:
 
 
 def _changed(request: Request, namespace: str, lease: Lease, event: str) -> Response:
-    # Renewals are routine (every fraction of a TTL per bot): logged at debug only.
-    fields = {"namespace": namespace, "lease": lease.name, "holder": lease.holder}
-    level = logging.DEBUG if event == "renewed" else logging.INFO
-    if event != "renewed":
+    fields = {"namespace": namespace, "lease": lease.name, "holder": lease.holder,
+              "token": lease.token}  # fmt: skip
+    if event == "renewed":
+        # Routine (every third of a TTL, per bot): debug level only, and no metric.
+        log.debug("lease renewed", extra={"fields": fields})
+    else:
         request.app.state.metrics.lease_events.labels(event).inc()
-    log.log(level, f"lease {event}", extra={"fields": {**fields, "token": lease.token}})
+        log.info(f"lease {event}", extra={"fields": fields})
     return _lease_json(lease)
 
 
