@@ -2,6 +2,7 @@
 tokens that only grow, and writes under a lost lease refused with nothing changed."""
 
 import asyncio
+import json
 import shutil
 import tempfile
 import threading
@@ -380,3 +381,18 @@ def test_leases_need_write_scope_and_reads_need_read_scope(
         rec = f"/v1/{ns}/misc/e/records/k"
         assert client.put(rec, json=1, headers={**as_reader, **fence(token)}).status_code == 403
         assert client.put(rec, json=1, headers={**as_writer, **fence(token)}).status_code == 201
+
+
+def test_lease_changes_are_logged(database_url: str, ns: str, tmp_path: Path) -> None:
+    log = tmp_path / "service.log"
+    with (
+        Service(database_url, env={"PERSISTD_LOG_LEVEL": "info"}, log=log) as svc,
+        httpx.Client(base_url=svc.url, timeout=10) as client,
+    ):
+        token = acquire(client, ns, "a", ttl=5000)
+        assert client.put(lease(ns), json={"token": token + 1}).status_code == 409
+        assert client.delete(lease(ns), params={"token": token}).status_code == 200
+    lines = [json.loads(line) for line in log.read_text().splitlines() if line.startswith("{")]
+    changes = [(e["msg"], e.get("holder")) for e in lines if e.get("logger") == "persistd.leases"]
+    assert changes == [("lease acquired", "a"), ("lease lost", None), ("lease released", None)]
+    assert all(e["namespace"] == ns for e in lines if e.get("logger") == "persistd.leases")
