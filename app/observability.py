@@ -159,7 +159,8 @@ class Metrics:
             registry=self.registry,
         )
         self.registry.register(PoolCollector(state))
-        self.registry.register(LeasesCollector(state))
+        self.leases_held = LeasesCollector(state)
+        self.registry.register(self.leases_held)
         self._children: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
 
     def observe(self, route: str, method: str, status: int, seconds: float) -> None:
@@ -180,6 +181,8 @@ class Metrics:
         if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
             registry = CollectorRegistry()
             MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+            # A count of the database's, so any one worker's answer is the whole truth.
+            registry.register(self.leases_held)
             return generate_latest(registry)
         return generate_latest(self.registry)
 

@@ -396,3 +396,19 @@ def test_lease_changes_are_logged(database_url: str, ns: str, tmp_path: Path) ->
     changes = [(e["msg"], e.get("holder")) for e in lines if e.get("logger") == "persistd.leases"]
     assert changes == [("lease acquired", "a"), ("lease lost", None), ("lease released", None)]
     assert all(e["namespace"] == ns for e in lines if e.get("logger") == "persistd.leases")
+
+
+def test_lease_metrics_with_several_workers(database_url: str, ns: str, tmp_path: Path) -> None:
+    env = {"PROMETHEUS_MULTIPROC_DIR": str(tmp_path)}
+    with (
+        Service(database_url, env=env, workers=2) as svc,
+        httpx.Client(base_url=svc.url, timeout=10) as client,
+    ):
+        for name in ("a", "b"):
+            token = acquire(client, ns, "h", ttl=5000, name=name)
+            client.put(f"/v1/{ns}/misc/e/records/k", json=1, headers=fence(token + 1, name))
+        text = client.get("/metrics").text
+    assert "persistd_fenced_writes_refused_total 2.0" in text, text
+    assert 'persistd_lease_events_total{event="acquired"} 2.0' in text, text
+    held = [line for line in text.splitlines() if line.startswith("persistd_leases_held ")]
+    assert held and float(held[0].split()[1]) >= 2, text
