@@ -22,7 +22,10 @@
 //   BOT_LEASE_WAIT  how long to wait for a live holder (ms, default 0)
 //   BOT_ZOMBIE=1    after "holding", a "write" line on stdin makes the bot print
 //                   {"marker":"pausing"}, stop itself (SIGSTOP) and, once continued, rewrite the
-//                   signal row it holds in memory; a refused write prints {"marker":"write-refused"}
+//                   signal row it holds in memory; a refused write prints {"marker":"write-refused"}.
+//                   When the lease is lost it prints {"marker":"lost"} and exits 1 once that write
+//                   has its answer (the renewal, sent just after it, may be refused first); the
+//                   default onLost (log, exit 1 at once) is tested in test/lease.test.mjs
 //   PERSISTD_URL, PERSISTD_NAMESPACE  the service and this bot's namespace
 
 import { createInterface } from "node:readline";
@@ -46,11 +49,21 @@ const nextLine = () => new Promise((resolve) => stdinLines.once("line", resolve)
 if (env.BOT_RISK_BARRIER !== "1" && env.BOT_ZOMBIE !== "1") stdinLines.close();
 
 let adapters;
+let zombieWrite = Promise.resolve();
 if ((env.BOT_PERSIST ?? "persistd") === "persistd") {
   const { setup, ready } = await import("persistd-backtest-kit");
   const lease = env.BOT_LEASE_TTL
     ? { ttlMs: Number(env.BOT_LEASE_TTL), waitMs: Number(env.BOT_LEASE_WAIT ?? 0) }
     : undefined;
+  if (lease && env.BOT_ZOMBIE === "1") {
+    lease.onLost = (error) => {
+      say("lost", { code: error.code });
+      zombieWrite.finally(() => {
+        console.error(`persistd: ${error.message}; this process is no longer the owner and stops`);
+        process.exit(1);
+      });
+    };
+  }
   adapters = setup({ url: env.PERSISTD_URL, namespace: env.PERSISTD_NAMESPACE, lease });
   if (lease) {
     try {
@@ -151,17 +164,15 @@ if (phase === "open") {
     // A paused copy waking up: it still believes the position is open and writes it again.
     const signal = new adapters.Signal(symbol, strategyName, exchangeName);
     const row = await signal.readSignalData();
-    stdinLines.on("line", async () => {
+    stdinLines.on("line", () => {
       // Paused between deciding to write and writing, the worst moment: when the test continues
       // it (SIGCONT), the write goes out before any timer (the lease renewal) gets to run.
       say("pausing");
       process.kill(process.pid, "SIGSTOP");
-      try {
-        await signal.writeSignalData(row);
-        say("written");
-      } catch (error) {
-        say("write-refused", { name: error.name, code: error.code ?? null });
-      }
+      zombieWrite = signal.writeSignalData(row).then(
+        () => say("written"),
+        (error) => say("write-refused", { name: error.name, code: error.code ?? null }),
+      );
     });
     say("zombie-ready");
   }

@@ -125,6 +125,7 @@ describe("leases", () => {
       assert.deepEqual([refused.name, refused.code], ["PersistdFencedError", "fenced"], JSON.stringify(a.markers));
       const exited = await a.exited;
       assert.equal(exited.code, 1, a.stderr);
+      assert.ok(["fenced", "lease_lost"].includes((await a.waitFor("lost")).code));
       assert.match(a.stderr, /no longer the owner/);
       assert.ok(!a.markers.some((m) => m.marker === "written"));
 

@@ -1,6 +1,7 @@
 // Lease tests against the real service: the fence on writes, renewal, loss and release.
 
 import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
 import { describe, it } from "node:test";
 
 import { Lease, PersistdClient, PersistdFencedError, PersistdLeaseHeldError } from "../dist/esm/core.js";
@@ -92,6 +93,31 @@ describe("lease", () => {
     assert.ok(Date.now() - started >= 250);
     await assert.rejects(client.put("misc", "e", "k", 1), PersistdLeaseHeldError);
     assert.equal((await raw(ns, "misc", "e", "k")).status, 404);
+  });
+
+  it("by default a lost lease logs and exits the process with status 1", async () => {
+    const ns = freshNamespace();
+    const script = `
+      import { Lease, PersistdClient } from "../dist/esm/core.js";
+      const lease = new Lease({ url: ${JSON.stringify(URL_)}, namespace: "${ns}" }, { ttlMs: 100 });
+      const client = new PersistdClient({ url: ${JSON.stringify(URL_)}, namespace: "${ns}", fence: lease });
+      await lease.acquire();
+      lease["stop"]();
+      console.log("acquired");
+      process.stdin.once("data", () => client.put("misc", "e", "k", 1).catch((e) => console.log(e.code)));
+    `;
+    const child = spawn(process.execPath, ["--input-type=module", "-e", script], { cwd: new URL(".", import.meta.url) });
+    let out = "";
+    let err = "";
+    child.stdout.on("data", (d) => (out += d));
+    child.stderr.on("data", (d) => (err += d));
+    const exited = new Promise((resolve) => child.once("exit", resolve));
+    while (!out.includes("acquired")) await sleep(20);
+    await steal(ns);
+    child.stdin.write("go\n");
+    assert.equal(await exited, 1, err);
+    assert.match(out, /fenced/);
+    assert.match(err, /no longer the owner/);
   });
 
   it("bad options fail at construction", () => {
