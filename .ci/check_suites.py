@@ -22,6 +22,12 @@ REQUIRED = [
     "tests.test_bench_smoke",
     "tests.test_fast_path",
     "tests.test_leases",
+    "tests.test_wheel",
+    "tests.test_packaging",
+    "tests.test_npm_pack",
+    "tests.test_readme",
+    "tests.test_route_auth",
+    "tests.test_contract",
     "client.python.tests",
 ]
 

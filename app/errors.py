@@ -41,6 +41,11 @@ class InvalidFence(AppError):
     status, code, title = 400, "invalid_fence", "Invalid fence"
 
 
+class InvalidHttp(AppError):
+    # Sent by the transport (protocol.py) for a request its HTTP parser rejects.
+    status, code, title = 400, "invalid_http", "Invalid HTTP request"
+
+
 class Unauthorized(AppError):
     status, code, title = 401, "unauthorized", "Unauthorized"
 
@@ -57,8 +62,8 @@ class MethodNotAllowed(AppError):
     status, code, title = 405, "method_not_allowed", "Method not allowed"
 
 
-class VersionMismatch(AppError):
-    status, code, title = 412, "version_mismatch", "Version mismatch"
+class RequestTimeout(AppError):
+    status, code, title = 408, "request_timeout", "Request timeout"
 
 
 class LeaseHeld(AppError):
@@ -73,6 +78,10 @@ class Fenced(AppError):
     status, code, title = 409, "fenced", "Fenced write refused"
 
 
+class VersionMismatch(AppError):
+    status, code, title = 412, "version_mismatch", "Version mismatch"
+
+
 class PayloadTooLarge(AppError):
     status, code, title = 413, "payload_too_large", "Payload too large"
 
@@ -85,8 +94,20 @@ class InvalidValue(AppError):
     status, code, title = 422, "invalid_value", "Invalid value"
 
 
+class HeadersTooLarge(AppError):
+    status, code, title = 431, "headers_too_large", "Request headers too large"
+
+
 class Unavailable(AppError):
     status, code, title = 503, "unavailable", "Service unavailable"
+
+
+class Overloaded(AppError):
+    status, code, title = 503, "overloaded", "Service overloaded"
+
+
+# The client is still sending a body nobody will read: the connection cannot serve another request.
+CLOSE = {"Connection": "close"}
 
 
 def describe(errors: Iterable[Mapping[str, Any]], whole: str) -> str:

@@ -13,7 +13,7 @@ from .config import Settings, get_settings
 from .db import asyncpg_dsn, head_revisions
 from .docs import install_docs
 from .errors import InvalidName, install_handlers, render
-from .fast import RecordRoutes
+from .fast import RecordRoutes, record_routes
 from .names import NAME_RULE
 from .observability import Metrics, ObservabilityMiddleware, configure_logging, metrics_endpoint
 from .store import Store
@@ -103,7 +103,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_api_route("/metrics", metrics_endpoint, include_in_schema=False)
     install_docs(app)
     # Innermost first: the observability middleware sees the route the request took.
-    app.add_middleware(RecordRoutes, routes=[*records.router.routes, *leases.router.routes])
+    # Checked here, not when the middleware stack is first built: a record handler the fast path
+    # cannot serve fully stops the application from being created at all.
+    app.add_middleware(
+        RecordRoutes,
+        routes=record_routes(records.router.routes),
+        leases=record_routes(leases.router.routes),
+    )
     app.add_middleware(ObservabilityMiddleware, metrics=app.state.metrics)
     app.add_middleware(RawPathMiddleware)
     return app

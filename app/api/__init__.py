@@ -2,8 +2,9 @@
 
 from fastapi import APIRouter
 
-from . import collections, inspection, leases, records
+from . import collections, contract, inspection, leases, records
 
 router = APIRouter()
-for part in (records, collections, leases, inspection):
+# The contract first: /v1/_contract would otherwise match /v1/{namespace}.
+for part in (contract, records, collections, leases, inspection):
     router.include_router(part.router)

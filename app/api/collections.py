@@ -8,9 +8,10 @@ from starlette.responses import Response
 
 from .. import body
 from ..auth import require
+from ..contract import MAX_NEWEST, MAX_PAGE
 from ..errors import InvalidRequest, PayloadTooLarge
 from ..names import check_name
-from ..shapes import check_value
+from ..shapes import check_write
 from .common import (
     ENTITY,
     Domain,
@@ -55,12 +56,12 @@ async def list_records(
     namespace: Namespace,
     domain: Domain,
     entity: Entity,
-    limit: Annotated[int, Query(ge=1, le=1000, description="page size")] = 100,
+    limit: Annotated[int, Query(ge=1, le=MAX_PAGE, description="page size")] = 100,
     cursor: Annotated[str | None, Query(description="next_cursor of the previous page")] = None,
     values: Annotated[bool, Query(description="return {key, value, version, updated_at}")] = False,
     newest: Annotated[
         int | None,
-        Query(ge=1, le=10000, description="the N most recently written records, oldest first"),
+        Query(ge=1, le=MAX_NEWEST, description="the N most recently written records, oldest first"),
     ] = None,
 ) -> Response:
     coll = collection_of(namespace, domain, entity)
@@ -156,8 +157,8 @@ async def batch_put(
 ) -> Response:
     coll = collection_of(namespace, domain, entity)
     await require(request, "write", coll.namespace)
-    fence = parse_fence(request)
     raw, req = await _batch_body(request, BatchPutRequest)
+    fence = parse_fence(request)  # after the body, as for PUT
     settings = settings_of(request)
     seen: set[str] = set()
     for i, item in enumerate(req.items):
@@ -165,11 +166,8 @@ async def batch_put(
         if item.key in seen:
             raise InvalidRequest(f"items[{i}].key {item.key!r} appears twice in the batch")
         seen.add(item.key)
-        if len(orjson.dumps(item.value)) > settings.max_value_bytes:
-            raise PayloadTooLarge(
-                f"items[{i}].value is over the limit of {settings.max_value_bytes} bytes"
-            )
-        check_value(coll.domain, item.value, item.key)
+        size = len(orjson.dumps(item.value))
+        check_write(coll.domain, item.value, size, settings.max_value_bytes, item.key)
     keys = [item.key for item in req.items]
     written = await store_of(request).batch_put(
         coll, keys, raw.decode(), insert_only=req.mode == "insert_if_absent", fence=fence

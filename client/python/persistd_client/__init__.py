@@ -3,6 +3,7 @@
 from persistd_client._version import __version__ as __version__
 from persistd_client.client import AsyncPersistClient, PersistClient
 from persistd_client.errors import (
+    Conflict,
     ConnectionFailed,
     Fenced,
     Forbidden,
@@ -38,6 +39,7 @@ __all__ = [
     "AsyncPersistClient",
     "BatchGetResult",
     "BatchWritten",
+    "Conflict",
     "ConnectionFailed",
     "Count",
     "Fenced",

@@ -16,6 +16,7 @@
 //   BOT_RISK_BARRIER=1  after the first risk read, print {"marker":"risk-read"} and wait for a
 //                   line on stdin before returning it (the shared-risk test lines two bots up)
 //   BOT_EXTRAS=1    also persist Storage, Recent, Notification and Log (opt-ins in backtest-kit)
+//   BOT_OPT_IN=1    setup({ optIn: true }) makes the Storage, Notification and Log opt-ins itself
 //   BOT_RISK_NAIVE=1  (control) write risk as a plain PUT, without the adapter's merge
 //   BOT_LEASE_TTL   hold a lease (setup({ lease })) with this TTL in ms; print {"marker":"lease"}
 //                   once acquired, or {"marker":"lease-error"} and exit 3 if it stays held
@@ -64,7 +65,7 @@ if ((env.BOT_PERSIST ?? "persistd") === "persistd") {
       });
     };
   }
-  adapters = setup({ url: env.PERSISTD_URL, namespace: env.PERSISTD_NAMESPACE, lease });
+  adapters = setup({ url: env.PERSISTD_URL, namespace: env.PERSISTD_NAMESPACE, optIn: env.BOT_OPT_IN === "1", lease });
   if (lease) {
     try {
       const held = await ready();

@@ -1,9 +1,11 @@
 // Package core: everything but `setup()`, usable without backtest-kit installed.
 
-export { createAdapters, DOMAINS, type AdapterOptions } from "./adapters.js";
+export { createAdapters, DOMAINS } from "./adapters.js";
+export { CONTRACT } from "./contract.js";
+export type { AdapterOptions } from "./options.js";
 export { createPersistBase, PersistBase, type EntityId } from "./base.js";
 export {
-  MAX_BATCH,
+  checkSlug,
   PersistdClient,
   PersistdError,
   PersistdUnavailableError,
@@ -12,10 +14,12 @@ export {
   type Condition,
   type Fence,
   type Item,
+  type Limits,
   type ResolvedClientOptions,
   type Stored,
   type WriteResult,
 } from "./http.js";
 export { Lease, PersistdFencedError, PersistdLeaseHeldError, type LeaseOptions } from "./lease.js";
+export { install, ready, type BacktestKitModule, type OptIns, type SetupOptions } from "./install.js";
 export { addressOf, addressOfBase, addressOfDumpPath, DUMP_FOLDERS, dumpPath, type Address } from "./mapping.js";
 export * from "./types.js";
