@@ -28,6 +28,8 @@ REQUIRED = [
     "tests.test_readme",
     "tests.test_route_auth",
     "tests.test_contract",
+    "tests.test_history",
+    "tests.test_watch",
     "client.python.tests",
 ]
 

@@ -1,5 +1,5 @@
-"""Command layer: `persistd serve | migrate | downgrade | token | import-dump | export-dump`
-and `persistd contract`."""
+"""Command layer: `persistd serve | migrate | downgrade | token | import-dump | export-dump`,
+`persistd history | restore` and `persistd contract`."""
 
 import argparse
 import asyncio
@@ -12,10 +12,11 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TypeVar
 
-from . import auth
+from . import auth, history_cli
 from .config import Settings, get_settings
 from .db import asyncpg_dsn, downgrade, migrate
 from .errors import AppError
+from .history import history_policy
 from .store import Store
 
 log = logging.getLogger("persistd")
@@ -119,6 +120,7 @@ async def _with_store(url: str, settings: Settings, work: Callable[[Store], Awai
         acquire_timeout=settings.pool_timeout,
         statement_timeout=max(settings.statement_timeout, 60.0),
         retry_after=settings.retry_after,
+        history=history_policy(settings),
     )
     try:
         return await work(store)
@@ -204,6 +206,12 @@ def cmd_contract(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_history(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    with database(settings) as url:
+        return history_cli.command(args, settings, lambda work: _with_store(url, settings, work))
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="persistd", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -268,6 +276,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     con.add_argument("--output", type=Path, help="write it to this file (client/contract.json)")
     con.set_defaults(func=cmd_contract)
+    for p in history_cli.add_parsers(sub):
+        with_database(p)
+        p.set_defaults(func=cmd_history)
     return parser
 
 

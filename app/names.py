@@ -2,9 +2,10 @@
 one reader of the decimal numbers clients write in headers and tokens."""
 
 import re
+from datetime import datetime
 from urllib.parse import unquote_to_bytes
 
-from .errors import InvalidName
+from .errors import InvalidName, InvalidRequest
 
 MAX_NAME_BYTES = 512
 # A whole name must match (fullmatch; JavaScript: ^(?:...)$).
@@ -61,3 +62,14 @@ def decode_segment(kind: str, raw: str) -> str:
     except UnicodeDecodeError:
         raise InvalidName(f"{kind} is not valid UTF-8 once percent-decoded") from None
     return check_name(kind, value)
+
+
+def parse_time(name: str, text: str) -> datetime:
+    """An RFC 3339 time with an offset; 400 otherwise."""
+    try:
+        when = datetime.fromisoformat(text)
+    except ValueError:
+        when = None
+    if when is None or when.tzinfo is None:
+        raise InvalidRequest(f"{name} must be an RFC 3339 time with an offset; got {text!r}")
+    return when

@@ -191,6 +191,18 @@ class HttpProtocol(HttpToolsProtocol):
     def send_400_response(self, msg: str) -> None:
         self.answer(InvalidHttp("the request is not valid HTTP/1.1 and was not processed"))
 
+    def shutdown(self) -> None:
+        # An event stream never completes by itself, so a graceful shutdown would wait for it
+        # until it is killed. It ends as a dropped connection instead: watch clients resume
+        # from their Last-Event-ID (on another instance, or on this one once restarted).
+        cycle = self.cycle
+        if cycle is not None and not cycle.response_complete and _is_watch(cycle.scope):
+            cycle.disconnected = True
+            cycle.message_event.set()
+            self.transport.close()
+            return
+        super().shutdown()
+
 
 def _overloaded(limit: int, retry_after: str) -> ASGIApp:
     """The application that answers a request past `max_requests`."""
@@ -202,3 +214,8 @@ def _overloaded(limit: int, retry_after: str) -> ASGIApp:
         await render(error)(scope, receive, send)
 
     return app
+
+
+def _is_watch(scope: Any) -> bool:
+    path: str = scope.get("path", "")
+    return scope.get("method") == "GET" and path.startswith("/v1/") and path.endswith("/watch")

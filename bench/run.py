@@ -20,7 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench import leases
+from bench import history, leases
 from bench.tools import (
     E2E,
     Result,
@@ -327,7 +327,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--pool-max", type=int, default=0, help="PERSISTD_POOL_MAX_SIZE")
     parser.add_argument("--skip-scale", action="store_true", help="skip the 1M-record runs")
     parser.add_argument(
-        "--only", choices=["throughput", "scale", "node", "leases"], help="run one part"
+        "--only",
+        choices=["throughput", "scale", "node", "history", "leases"],
+        help="run one part",
     )
     parser.add_argument("--profile", metavar="DIR", help="py-spy the throughput runs into DIR")
     args = parser.parse_args(argv)
@@ -345,6 +347,8 @@ def main(argv: list[str] | None = None) -> int:
                 bench.scale(server_url)
             if args.only in (None, "node"):
                 bench.backtest_kit_node(server_url)
+            if args.only in (None, "history"):
+                history.run(bench, server_url)
             if args.only in (None, "leases"):
                 leases.run(bench, server_url)
             machine = bench.machine(server_url)

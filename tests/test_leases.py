@@ -214,7 +214,7 @@ def test_malformed_fence_header_is_400_invalid_fence(
     http: httpx.Client, ns: str, header: str
 ) -> None:
     rec = f"/v1/{ns}/misc/e/records/k"
-    h = {"Persistd-Fence": header.encode("latin-1")}
+    h = {b"Persistd-Fence": header.encode("latin-1")}
     for resp in (
         http.put(rec, json=1, headers=h),
         http.delete(rec, headers=h),

@@ -30,10 +30,7 @@ PUBLIC = {
     ("GET", "/openapi.json"),
     ("HEAD", "/openapi.json"),
     ("GET", "/docs/assets"),  # the docs' static files (a mount)
-    (
-        "GET",
-        "/v1/_contract",
-    ),  # the client contract: rules and limits, no records (docs/contract.md)
+    ("GET", "/v1/_contract"),  # rules and limits, no records (docs/contract.md)
 }
 
 # Every guarded operation and the scope it needs.
@@ -49,6 +46,14 @@ SCOPES: dict[tuple[str, str], Scope] = {
     ("HEAD", "/v1/{namespace}/{domain}/{entity}/records/{key}"): "read",
     ("PUT", "/v1/{namespace}/{domain}/{entity}/records/{key}"): "write",
     ("DELETE", "/v1/{namespace}/{domain}/{entity}/records/{key}"): "write",
+    ("GET", "/v1/{namespace}/{domain}/{entity}/records/{key}/history"): "read",
+    ("GET", "/v1/{namespace}/changes"): "read",
+    ("GET", "/v1/{namespace}/watch"): "read",
+    ("POST", "/v1/{namespace}/restore"): "admin",
+    ("POST", "/v1/{namespace}/leases/{name}"): "write",
+    ("PUT", "/v1/{namespace}/leases/{name}"): "write",
+    ("DELETE", "/v1/{namespace}/leases/{name}"): "write",
+    ("GET", "/v1/{namespace}/leases/{name}"): "read",
 }
 
 # Operations without a namespace in the path: a token for another namespace may call them,
@@ -105,7 +110,7 @@ def _operations(schema: dict[str, object]) -> list[tuple[str, str]]:
 
 
 def _url(path: str, namespace: str) -> str:
-    values = {"namespace": namespace, "domain": "misc", "entity": "e", "key": "k"}
+    values = {"namespace": namespace, "domain": "misc", "entity": "e", "key": "k", "name": "bot"}
     try:
         return path.format(**values)
     except KeyError as exc:
@@ -116,9 +121,12 @@ def _call(service: Service, method: str, path: str, token: str | None) -> httpx.
     headers = {"Content-Type": "application/json"}
     if token is not None:
         headers["Authorization"] = f"Bearer {token}"
-    return httpx.request(
-        method, service.url + path, headers=headers, content=BODIES.get(method), timeout=10
-    )
+    url = service.url + path
+    with httpx.stream(method, url, headers=headers, content=BODIES.get(method), timeout=10) as r:
+        # An event stream (watch) never ends: its status and headers are the answer.
+        if not r.headers.get("content-type", "").startswith("text/event-stream"):
+            r.read()
+        return r
 
 
 def _code(response: httpx.Response) -> str | None:

@@ -10,8 +10,9 @@ from .. import body
 from ..auth import require
 from ..contract import MAX_NEWEST, MAX_PAGE
 from ..errors import InvalidRequest, PayloadTooLarge
-from ..names import check_name
+from ..names import check_name, parse_time
 from ..shapes import check_write
+from ..store import history as log
 from .common import (
     ENTITY,
     Domain,
@@ -26,6 +27,7 @@ from .common import (
     settings_of,
     store_of,
     validated,
+    writer_of,
 )
 from .schemas import (
     FENCE_PARAMETER,
@@ -63,19 +65,29 @@ async def list_records(
         int | None,
         Query(ge=1, le=MAX_NEWEST, description="the N most recently written records, oldest first"),
     ] = None,
+    at: Annotated[
+        str | None, Query(description="the records as they stood at this RFC 3339 time")
+    ] = None,
 ) -> Response:
     coll = collection_of(namespace, domain, entity)
     await require(request, "read", coll.namespace)
     store = store_of(request)
     if newest is not None:
-        if cursor is not None:
-            raise InvalidRequest("newest cannot be combined with cursor")
+        if cursor is not None or at is not None:
+            raise InvalidRequest("newest cannot be combined with cursor or at")
         return json_response({"items": [item_json(i) for i in await store.newest(coll, newest)]})
     after = None if cursor is None else decode_cursor(cursor)
     # One extra row tells whether another page exists, so a full page never ends silently.
-    if values:
+    page: dict[str, Any]
+    if at is not None:
+        items = await log.at(store, coll, parse_time("at", at), after, limit + 1)
+        keys = [i.key for i in items]
+        page = (
+            {"items": [item_json(i) for i in items[:limit]]} if values else {"keys": keys[:limit]}
+        )
+    elif values:
         items = await store.items(coll, after, limit + 1)
-        page: dict[str, Any] = {"items": [item_json(i) for i in items[:limit]]}
+        page = {"items": [item_json(i) for i in items[:limit]]}
         keys = [i.key for i in items]
     else:
         keys = await store.keys(coll, after, limit + 1)
@@ -156,7 +168,7 @@ async def batch_put(
     request: Request, namespace: Namespace, domain: Domain, entity: Entity
 ) -> Response:
     coll = collection_of(namespace, domain, entity)
-    await require(request, "write", coll.namespace)
+    principal = await require(request, "write", coll.namespace)
     raw, req = await _batch_body(request, BatchPutRequest)
     fence = parse_fence(request)  # after the body, as for PUT
     settings = settings_of(request)
@@ -170,7 +182,12 @@ async def batch_put(
         check_write(coll.domain, item.value, size, settings.max_value_bytes, item.key)
     keys = [item.key for item in req.items]
     written = await store_of(request).batch_put(
-        coll, keys, raw.decode(), insert_only=req.mode == "insert_if_absent", fence=fence
+        coll,
+        keys,
+        raw.decode(),
+        insert_only=req.mode == "insert_if_absent",
+        fence=fence,
+        writer=writer_of(principal),
     )
     return json_response(
         {

@@ -21,7 +21,9 @@ from .common import (
     parse_if_match,
     settings_of,
     store_of,
+    writer_of,
 )
+from .history import VERSION_DOC, read_version, version_param
 from .schemas import FENCE_PARAMETER, JSON, VersionOut, errors_doc
 
 router = APIRouter()
@@ -35,14 +37,18 @@ RECORD = ENTITY + "/records/{key}"
     tags=["records"],
     responses={
         200: {"content": {JSON: {}}, "description": "the stored JSON value"},
-        **errors_doc(404),
+        **errors_doc(404, 409, 410),
     },
+    openapi_extra=VERSION_DOC,
 )
 async def get_record(
     request: Request, namespace: Namespace, domain: Domain, entity: Entity, key: Key
 ) -> Response:
     addr = address_of(namespace, domain, entity, key)
     await require(request, "read", addr.namespace)
+    version = version_param(request)
+    if version is not None:
+        return await read_version(request, addr, version)
     item = await store_of(request).get(addr)
     return Response(item.value.encode(), headers=meta_headers(item), media_type=JSON)
 
@@ -81,7 +87,7 @@ async def put_record(
     request: Request, namespace: Namespace, domain: Domain, entity: Entity, key: Key
 ) -> Response:
     addr = address_of(namespace, domain, entity, key)
-    await require(request, "write", addr.namespace)
+    principal = await require(request, "write", addr.namespace)
     if_match = parse_if_match(request)
     create_only = parse_create_only(request)
     if if_match is not None and create_only:
@@ -92,7 +98,12 @@ async def put_record(
     # After the body is read: a refused request leaves its connection ready for the next one.
     fence = parse_fence(request)
     meta = await store_of(request).put(
-        addr, raw.decode(), if_match=if_match, create_only=create_only, fence=fence
+        addr,
+        raw.decode(),
+        if_match=if_match,
+        create_only=create_only,
+        fence=fence,
+        writer=writer_of(principal),
     )
     status = 201 if meta.version == 1 else 200
     return json_response({"version": meta.version}, status, meta_headers(meta))
@@ -110,7 +121,9 @@ async def delete_record(
     request: Request, namespace: Namespace, domain: Domain, entity: Entity, key: Key
 ) -> Response:
     addr = address_of(namespace, domain, entity, key)
-    await require(request, "write", addr.namespace)
+    principal = await require(request, "write", addr.namespace)
     if_match, fence = parse_if_match(request), parse_fence(request)
-    await store_of(request).delete(addr, if_match=if_match, fence=fence)
+    await store_of(request).delete(
+        addr, if_match=if_match, fence=fence, writer=writer_of(principal)
+    )
     return Response(status_code=204)

@@ -1,7 +1,7 @@
 """Store layer: asyncpg calls over one pool (SQL text in sql.py); one round trip per operation."""
 
 import asyncio
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -22,6 +22,13 @@ from ..errors import (
 from . import sql
 
 ANY_VERSION = -1  # If-Match: * (the record must exist, any version)
+# A write that lost the change-order race (persistd_change_seq) or a deadlock (two batches
+# locking shared keys in opposite orders) is rolled back whole: it is retried this often.
+WRITE_ATTEMPTS = 8
+_RETRY_WRITE = (
+    asyncpg.exceptions.SerializationError,
+    asyncpg.exceptions.DeadlockDetectedError,
+)
 CLOSE_GRACE = 10.0  # seconds the pool waits for queries in flight when the service stops
 
 # Failures that mean "the database is not there right now": the client may retry.
@@ -111,6 +118,21 @@ class Lease:
     remaining_ms: int = 0  # until expiry, by the database's clock
 
 
+@dataclass(frozen=True, slots=True)
+class HistoryPolicy:
+    """Which writes append to the change log (docs/history.md)."""
+
+    enabled: bool = True
+    skip_domains: frozenset[str] = frozenset()
+
+    def logs(self, domain: str) -> bool:
+        return self.enabled and domain not in self.skip_domains
+
+
+def _no_op() -> None:
+    pass
+
+
 class _PoolConnection(asyncpg.Connection):  # type: ignore[misc]
     """A pooled connection released without the reset query.
 
@@ -126,10 +148,20 @@ class _PoolConnection(asyncpg.Connection):  # type: ignore[misc]
 class Store:
     """All database access of the service, over one asyncpg pool."""
 
-    def __init__(self, pool: asyncpg.Pool, *, acquire_timeout: float, retry_after: int) -> None:
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        *,
+        acquire_timeout: float,
+        retry_after: int,
+        history: HistoryPolicy,
+    ) -> None:
         self._pool = pool
         self._acquire_timeout = acquire_timeout
         self._retry_after = str(retry_after)
+        self.history = history
+        # Called after every logged write committed: the watch hub's wake-up (app/watch.py).
+        self.changed: Callable[[], None] = _no_op
 
     @classmethod
     async def open(
@@ -141,6 +173,7 @@ class Store:
         acquire_timeout: float,
         statement_timeout: float,
         retry_after: int,
+        history: HistoryPolicy | None = None,
     ) -> "Store":
         """Create the pool; with the database down, start empty and connect on demand."""
         options: dict[str, Any] = {
@@ -154,7 +187,12 @@ class Store:
             pool = await asyncpg.create_pool(dsn, min_size=min(min_size, max_size), **options)
         except _UNAVAILABLE:
             pool = await asyncpg.create_pool(dsn, min_size=0, **options)
-        return cls(pool, acquire_timeout=acquire_timeout, retry_after=retry_after)
+        return cls(
+            pool,
+            acquire_timeout=acquire_timeout,
+            retry_after=retry_after,
+            history=history or HistoryPolicy(),
+        )
 
     async def close(self) -> None:
         """Close the pool, waiting for queries in flight up to CLOSE_GRACE seconds."""
@@ -182,6 +220,21 @@ class Store:
                 "the database schema is not migrated; run `persistd migrate`",
                 headers={"Retry-After": self._retry_after},
             ) from None
+
+    async def _logged(self, run: Callable[[], Awaitable[Any]], *, logs: bool = True) -> Any:
+        """Run a write, retrying a rolled-back conflict in a new transaction; wake the watchers."""
+        for attempt in range(WRITE_ATTEMPTS):
+            try:
+                result = await run()
+            except _RETRY_WRITE:
+                if attempt == WRITE_ATTEMPTS - 1:
+                    raise
+                await asyncio.sleep(0.001 * 2**attempt)
+                continue
+            if logs:
+                self.changed()
+            return result
+        raise AssertionError("unreachable")
 
     def pool_usage(self) -> tuple[int, int]:
         """Connections open in the pool, and how many of them are lent out."""
@@ -212,18 +265,30 @@ class Store:
         if_match: int | None = None,
         create_only: bool = False,
         fence: Fence | None = None,
+        writer: int | None = None,
     ) -> Meta:
         """Write the whole document in one statement; VersionMismatch when a condition fails,
-        Fenced when the fence's lease is not held with its token."""
+        Fenced when the fence's lease is not held with its token.
+
+        `writer` (a token id) is recorded in the change log with the new version.
+        """
         if fence is not None:
-            return await self._put_fenced(addr, value, if_match, create_only, fence)
+            return await self._put_fenced(addr, value, if_match, create_only, fence, writer)
         async with self._connection() as conn:
-            if if_match is not None:
-                row = await conn.fetchrow(sql.UPDATE_IF, *addr.args, value, if_match)
-            elif create_only:
-                row = await conn.fetchrow(sql.INSERT, *addr.args, value)
+            if not self.history.logs(addr.domain):
+                if if_match is not None:
+                    row = await conn.fetchrow(sql.UPDATE_IF, *addr.args, value, if_match)
+                elif create_only:
+                    row = await conn.fetchrow(sql.INSERT, *addr.args, value)
+                else:
+                    row = await conn.fetchrow(sql.UPSERT, *addr.args, value)
+            elif if_match is not None:
+                conditional = (*addr.args, value, if_match, writer)
+                row = await self._logged(lambda: conn.fetchrow(sql.UPDATE_IF_LOGGED, *conditional))
             else:
-                row = await conn.fetchrow(sql.UPSERT, *addr.args, value)
+                statement = sql.INSERT_LOGGED if create_only else sql.UPSERT_LOGGED
+                args = (*addr.args, value, writer)
+                row = await self._logged(lambda: conn.fetchrow(statement, *args))
         if row is None:
             raise self._put_mismatch(addr, create_only)
         return Meta(row[0], row[1])
@@ -235,20 +300,34 @@ class Store:
         return VersionMismatch(f"the record at key {addr.key!r} is not at the expected version")
 
     async def _put_fenced(
-        self, addr: Address, value: str, if_match: int | None, create_only: bool, fence: Fence
+        self,
+        addr: Address,
+        value: str,
+        if_match: int | None,
+        create_only: bool,
+        fence: Fence,
+        writer: int | None,
     ) -> Meta:
+        logs = self.history.logs(addr.domain)
         async with self._connection() as conn:
-            if if_match is None and not create_only:
+            if not logs and if_match is None and not create_only:
                 row = await conn.fetchrow(sql.UPSERT_FENCED, *addr.args, value, *fence.args)
                 if row is None:
                     raise fence.refused()
                 return Meta(row[0], row[1])
             if if_match is not None:
-                row = await conn.fetchrow(
-                    sql.UPDATE_IF_FENCED, *addr.args, value, if_match, *fence.args
-                )
+                statement = sql.UPDATE_IF_FENCED_LOGGED if logs else sql.UPDATE_IF_FENCED
+                args: tuple[Any, ...] = (*addr.args, value, if_match)
             else:
-                row = await conn.fetchrow(sql.INSERT_FENCED, *addr.args, value, *fence.args)
+                if logs:
+                    statement = (
+                        sql.INSERT_FENCED_LOGGED if create_only else sql.UPSERT_FENCED_LOGGED
+                    )
+                else:
+                    statement = sql.INSERT_FENCED
+                args = (*addr.args, value)
+            args = (*args, writer, *fence.args) if logs else (*args, *fence.args)
+            row = await self._logged(lambda: conn.fetchrow(statement, *args), logs=logs)
         held, version, updated_at = row
         if not held:
             raise fence.refused()
@@ -257,18 +336,30 @@ class Store:
         return Meta(version, updated_at)
 
     async def delete(
-        self, addr: Address, *, if_match: int | None = None, fence: Fence | None = None
+        self,
+        addr: Address,
+        *,
+        if_match: int | None = None,
+        fence: Fence | None = None,
+        writer: int | None = None,
     ) -> int:
         """Delete the record and return its last version; NotFound, VersionMismatch or Fenced."""
-        version = ANY_VERSION if if_match is None else if_match
+        condition = ANY_VERSION if if_match is None else if_match
         async with self._connection() as conn:
-            if fence is None:
-                row = await conn.fetchrow(sql.DELETE, *addr.args, version)
-            else:
-                row = await conn.fetchrow(sql.DELETE_FENCED, *addr.args, version, *fence.args)
-                if not row[0]:
+            logs = self.history.logs(addr.domain)
+            if fence is not None:
+                statement = sql.DELETE_FENCED_LOGGED if logs else sql.DELETE_FENCED
+                extra = (writer, *fence.args) if logs else fence.args
+                args = (*addr.args, condition, *extra)
+                fenced = await self._logged(lambda: conn.fetchrow(statement, *args), logs=logs)
+                if not fenced[0]:
                     raise fence.refused()
-                row = row[1:]
+                row = fenced[1:]
+            elif logs:
+                args = (*addr.args, condition, writer)
+                row = await self._logged(lambda: conn.fetchrow(sql.DELETE_LOGGED, *args))
+            else:
+                row = await conn.fetchrow(sql.DELETE, *addr.args, condition)
         deleted, current = row[0], row[1]
         if deleted is not None:
             return int(deleted)
@@ -321,26 +412,44 @@ class Store:
         insert_only: bool,
         if_changed: bool = False,
         fence: Fence | None = None,
+        writer: int | None = None,
     ) -> list[Written]:
         """Write the validated body's `items` in one statement, all or nothing, in request order.
 
         Keys left as they were (present for insert_only, identical for if_changed) get no version.
         With a fence, nothing is written unless its lease is held with its token (Fenced).
         """
+        logs = self.history.logs(coll.domain)
         if fence is not None:
-            statement = sql.BATCH_INSERT_FENCED if insert_only else sql.BATCH_UPSERT_FENCED
+            if logs:
+                statement = (
+                    sql.BATCH_INSERT_FENCED_LOGGED
+                    if insert_only
+                    else sql.BATCH_UPSERT_FENCED_LOGGED
+                )
+                args: tuple[Any, ...] = (*coll.args, body, writer, *fence.args)
+            else:
+                statement = sql.BATCH_INSERT_FENCED if insert_only else sql.BATCH_UPSERT_FENCED
+                args = (*coll.args, body, *fence.args)
             async with self._connection() as conn:
-                rows = await conn.fetch(statement, *coll.args, body, *fence.args)
+                rows = await self._logged(lambda: conn.fetch(statement, *args), logs=logs)
             if not rows[0][0]:
                 raise fence.refused()
             versions = {row[1]: int(row[2]) for row in rows if row[1] is not None}
             return [Written(key, versions.get(key)) for key in keys]
         if insert_only:
-            statement = sql.BATCH_INSERT
+            statement = sql.BATCH_INSERT_LOGGED if logs else sql.BATCH_INSERT
+        elif if_changed:
+            statement = sql.BATCH_UPSERT_CHANGED_LOGGED if logs else sql.BATCH_UPSERT_CHANGED
         else:
-            statement = sql.BATCH_UPSERT_CHANGED if if_changed else sql.BATCH_UPSERT
+            statement = sql.BATCH_UPSERT_LOGGED if logs else sql.BATCH_UPSERT
         async with self._connection() as conn:
-            rows = await conn.fetch(statement, *coll.args, body)
+            if logs:
+                args = (*coll.args, body, writer)
+                rows = await self._logged(lambda: conn.fetch(statement, *args))
+            else:
+                plain = (*coll.args, body)
+                rows = await self._logged(lambda: conn.fetch(statement, *plain), logs=False)
         versions = {row[0]: int(row[1]) for row in rows}
         return [Written(key, versions.get(key)) for key in keys]
 

@@ -21,5 +21,7 @@ export {
 } from "./http.js";
 export { Lease, PersistdFencedError, PersistdLeaseHeldError, type LeaseOptions } from "./lease.js";
 export { install, ready, type BacktestKitModule, type OptIns, type SetupOptions } from "./install.js";
+import "./history.js";
+export type { Change, ChangesPage, HistoryPage, Restored, Scope, Version, WatchOptions } from "./history.js";
 export { addressOf, addressOfBase, addressOfDumpPath, DUMP_FOLDERS, dumpPath, type Address } from "./mapping.js";
 export * from "./types.js";

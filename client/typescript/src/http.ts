@@ -496,8 +496,8 @@ export class PersistdClient {
    * applied, and a repeat would report its own write as a conflict (a read-modify-write caller
    * would then apply its change twice), so it is repeated only after a refused connection and
    * otherwise fails with PersistdUnavailableError: the outcome is unknown, re-read.
-   * Public for lease.ts; not part of the API.
    */
+  /** @internal One request with retries; also used by the history methods (history.ts) and the lease (lease.ts). */
   async send(req: Request): Promise<Reply> {
     const { url, token, retryDeadlineMs, requestTimeoutMs, backoffBaseMs, backoffMaxMs } = this.options;
     const fetchImpl = this.options.fetch;
@@ -561,7 +561,7 @@ async function* pages<P extends { next_cursor: string | null }>(
   } while (cursor);
 }
 
-function etagVersion(res: Reply): number {
+export function etagVersion(res: Reply): number {
   const etag = res.header("etag");
   const match = etag ? /^(?:W\/)?"(\d+)"$/.exec(etag) : null;
   if (!match) throw new Error(`persistd answered without a version ETag (got ${etag})`);
