@@ -412,3 +412,25 @@ def test_lease_metrics_with_several_workers(database_url: str, ns: str, tmp_path
     assert 'persistd_lease_events_total{event="acquired"} 2.0' in text, text
     held = [line for line in text.splitlines() if line.startswith("persistd_leases_held ")]
     assert held and float(held[0].split()[1]) >= 2, text
+
+
+def test_fenced_writes_append_their_change_rows_and_refused_ones_none(
+    http: httpx.Client, ns: str
+) -> None:
+    rec = f"/v1/{ns}/misc/e/records/k"
+    token = acquire(http, ns, "a", ttl=5000)
+    assert http.put(rec, json=1, headers=fence(token)).status_code == 201
+    assert http.put(rec, json=2, headers={**fence(token), "If-Match": '"1"'}).status_code == 200
+    batch = {"items": [{"key": "j", "value": 3}]}
+    assert http.post(f"/v1/{ns}/misc/e/batch-put", json=batch, headers=fence(token)).is_success
+    assert http.delete(rec, headers=fence(token)).status_code == 204
+    for refused in (
+        http.put(rec, json=9, headers=fence(token + 1)),
+        http.delete(f"/v1/{ns}/misc/e/records/j", headers=fence(token + 1)),
+        http.post(f"/v1/{ns}/misc/e/batch-put", json=batch, headers=fence(token + 1)),
+    ):
+        assert refused.status_code == 409
+    changes = http.get(f"/v1/{ns}/changes", params={"since": 0, "limit": 100}).json()["items"]
+    assert [(c["key"], c["version"], c["op"]) for c in changes] == [
+        ("k", 1, "put"), ("k", 2, "put"), ("j", 1, "put"), ("k", 3, "delete")
+    ]  # fmt: skip
