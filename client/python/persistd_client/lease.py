@@ -194,9 +194,10 @@ class Lease(_LeaseCore):
                 info = self.client._send(call)
                 break
             except LeaseHeld as error:
-                if time.monotonic() + self._poll > deadline:
+                left = deadline - time.monotonic()
+                if left <= 0:  # a last attempt was made at the deadline itself
                     raise self._held_error(error) from None
-                time.sleep(self._poll)
+                time.sleep(min(self._poll, left))
         self._acquired(info)
         return info
 
@@ -274,9 +275,10 @@ class AsyncLease(_LeaseCore):
                 info = await self.client._send(call)
                 break
             except LeaseHeld as error:
-                if time.monotonic() + self._poll > deadline:
+                left = deadline - time.monotonic()
+                if left <= 0:  # a last attempt was made at the deadline itself
                     raise self._held_error(error) from None
-                await asyncio.sleep(self._poll)
+                await asyncio.sleep(min(self._poll, left))
         self._acquired(info)
         return info
 

@@ -137,8 +137,10 @@ export class Lease implements Fence {
         this.timer.unref();
         return this.current;
       }
-      if (Date.now() + poll > deadline) throw await this.heldError(res);
-      await sleep(poll);
+      // Waits the whole of waitMs: a last attempt is made at the deadline itself.
+      const left = deadline - Date.now();
+      if (left <= 0) throw await this.heldError(res);
+      await sleep(Math.min(poll, left));
     }
   }
 
