@@ -21,6 +21,7 @@ REQUIRED = [
     "tests.test_schemathesis",
     "tests.test_bench_smoke",
     "tests.test_fast_path",
+    "tests.test_leases",
     "tests.test_wheel",
     "tests.test_packaging",
     "tests.test_npm_pack",

@@ -8,7 +8,7 @@ from fastapi import FastAPI
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from . import __version__
-from .api import records, router
+from .api import leases, records, router
 from .auth import Authenticator, auth_required
 from .config import Settings, get_settings
 from .db import asyncpg_dsn, head_revisions
@@ -128,6 +128,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.store = None
     app.state.auth = None
+    app.state.leases_held = None
     app.state.metrics = Metrics(app.state)
     app.state.head_revisions = head_revisions()
     install_handlers(app)
@@ -137,7 +138,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # Innermost first: the observability middleware sees the route the request took.
     # Checked here, not when the middleware stack is first built: a record handler the fast path
     # cannot serve fully stops the application from being created at all.
-    app.add_middleware(RecordRoutes, routes=record_routes(records.router.routes))
+    app.add_middleware(
+        RecordRoutes,
+        routes=record_routes(records.router.routes),
+        leases=record_routes(leases.router.routes),
+    )
     app.add_middleware(ObservabilityMiddleware, metrics=app.state.metrics)
     app.add_middleware(RawPathMiddleware)
     return app

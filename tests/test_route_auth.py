@@ -50,6 +50,10 @@ SCOPES: dict[tuple[str, str], Scope] = {
     ("GET", "/v1/{namespace}/changes"): "read",
     ("GET", "/v1/{namespace}/watch"): "read",
     ("POST", "/v1/{namespace}/restore"): "admin",
+    ("POST", "/v1/{namespace}/leases/{name}"): "write",
+    ("PUT", "/v1/{namespace}/leases/{name}"): "write",
+    ("DELETE", "/v1/{namespace}/leases/{name}"): "write",
+    ("GET", "/v1/{namespace}/leases/{name}"): "read",
 }
 
 # Operations without a namespace in the path: a token for another namespace may call them,
@@ -106,7 +110,7 @@ def _operations(schema: dict[str, object]) -> list[tuple[str, str]]:
 
 
 def _url(path: str, namespace: str) -> str:
-    values = {"namespace": namespace, "domain": "misc", "entity": "e", "key": "k"}
+    values = {"namespace": namespace, "domain": "misc", "entity": "e", "key": "k", "name": "bot"}
     try:
         return path.format(**values)
     except KeyError as exc:
