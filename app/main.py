@@ -8,6 +8,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from . import __version__
 from .api import records, router
+from .api.console import install_console
 from .auth import Authenticator, auth_required
 from .config import Settings, get_settings
 from .db import asyncpg_dsn, head_revisions
@@ -101,6 +102,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(router)
     app.add_api_route("/metrics", metrics_endpoint, include_in_schema=False)
     install_docs(app)
+    install_console(app)
     # Innermost first: the observability middleware sees the route the request took.
     app.add_middleware(RecordRoutes, routes=records.router.routes)
     app.add_middleware(ObservabilityMiddleware, metrics=app.state.metrics)

@@ -1,0 +1,340 @@
+"""/console in a real browser: a live bot's positions, the record browser, sign-in, reconnecting.
+
+Debian's chromium driven headless by playwright, as in tests/test_docs_browser.py. Every page
+records the requests it makes; each test fails if one went anywhere but the service under test.
+"""
+
+import json
+import os
+import queue
+import subprocess
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.support import ROOT, Service
+from tests.test_auth import new_token, persistd
+from tests.test_docs_browser import ARGS, ARTIFACTS, chromium, local
+
+E2E = ROOT / "client" / "typescript" / "e2e"
+NODE_ENV = {k: v for k, v in os.environ.items() if not k.startswith("PERSISTD_")}
+MIN = 60_000
+SIGNAL_ENTITY = "BTCUSDT_crash-test_offline"
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        launched = pw.chromium.launch(executable_path=chromium(), headless=True, args=ARGS)
+        try:
+            yield launched
+        finally:
+            launched.close()
+
+
+class Console:
+    """One browser page on /console that remembers every request it made."""
+
+    def __init__(self, browser: Any, service_url: str):
+        self.context = browser.new_context(viewport={"width": 1500, "height": 1000})
+        self.page = self.context.new_page()
+        self.service_url = service_url
+        self.requests: list[str] = []
+        self.page.on("request", lambda req: self.requests.append(req.url))
+
+    def open(self, fragment: str = "") -> Any:
+        self.page.goto(f"{self.service_url}/console{fragment}")
+        return self.page
+
+    def close(self) -> None:
+        elsewhere = [url for url in self.requests if not local(url, self.service_url)]
+        self.context.close()
+        assert not elsewhere, f"the console reached outside persistd: {elsewhere}"
+
+
+@pytest.fixture
+def console(browser: Any, service_url: str) -> Iterator[Console]:
+    opened = Console(browser, service_url)
+    yield opened
+    opened.close()
+
+
+class Bot:
+    """client/typescript/e2e/bot.mjs: a real backtest-kit 19.5.0 live bot; reads its markers."""
+
+    def __init__(self, cwd: Path, env: dict[str, str]):
+        assert (E2E / "node_modules" / "backtest-kit").is_dir(), "run scripts/bootstrap first"
+        cwd.mkdir(parents=True, exist_ok=True)
+        self.process = subprocess.Popen(
+            ["node", "--preserve-symlinks", str(E2E / "bot.mjs")],
+            cwd=cwd, env={**NODE_ENV, **env}, stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        )  # fmt: skip
+        self.lines: queue.Queue[str] = queue.Queue()
+        self.seen: list[str] = []
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            self.lines.put(line)
+
+    def wait_for(self, marker: str, timeout: float = 60) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                line = self.lines.get(timeout=max(0.0, deadline - time.monotonic()))
+            except queue.Empty:
+                break
+            self.seen.append(line)
+            try:
+                parsed = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(parsed, dict) and parsed.get("marker") == marker:
+                return parsed
+        raise AssertionError(f"bot: no {marker} marker; output: {''.join(self.seen)[-3000:]}")
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+        self.process.wait(10)
+
+
+def past_minute(minutes_ago: int) -> int:
+    return (int(time.time() * 1000) // MIN) * MIN - minutes_ago * MIN
+
+
+def test_fleet_shows_a_live_bots_position_within_2_s_and_drops_it_when_closed(
+    console: Console, service_url: str, http: httpx.Client, ns: str, tmp_path: Path
+) -> None:
+    from playwright.sync_api import expect
+
+    when = past_minute(60)
+    env = {
+        "PERSISTD_URL": service_url,
+        "PERSISTD_NAMESPACE": ns,
+        "BOT_SWITCH": str(when + 2 * MIN),
+    }
+    # The bot's first, idle tick: it reads (and so stores) candles, and the namespace exists.
+    idle = Bot(tmp_path / "idle", {**env, "BOT_PHASE": "restore", "BOT_WHEN": str(when)})
+    try:
+        assert idle.wait_for("tick")["action"] == "idle"
+    finally:
+        idle.stop()
+
+    page = console.open()
+    page.fill("#filter", ns)
+    row = page.locator(f'#fleet tr[data-ns="{ns}"]')
+    expect(row).to_be_visible(timeout=10_000)
+    expect(row.locator("td.signals")).to_contain_text("none")
+    signal = row.locator('tr.signal[data-symbol="BTCUSDT"]')
+
+    bot = Bot(tmp_path / "open", {**env, "BOT_PHASE": "open", "BOT_WHEN": str(when)})
+    try:
+        opened = bot.wait_for("tick")
+        assert opened["action"] == "opened", opened
+        started = time.monotonic()
+        expect(signal).to_be_visible(timeout=2_000)
+        shown_after = time.monotonic() - started
+        bot.wait_for("holding")
+    finally:
+        bot.stop()  # SIGKILL: the position stays open in persistd
+    assert page.evaluate("performance.getEntriesByType('navigation').length") == 1  # no reload
+    expect(signal.locator(".symbol")).to_have_text("BTCUSDT")
+    expect(signal.locator(".strategy")).to_have_text("crash-test")
+    expect(signal.locator(".exchange")).to_have_text("offline")
+    expect(signal.locator(".position")).to_have_text("long")
+    expect(signal.locator(".entry")).to_have_text("100")
+    expect(signal.locator(".tp")).to_have_text("110")
+    expect(signal.locator(".sl")).to_have_text("90")
+    expect(row.locator("td.risk")).to_contain_text("r1_offline: BTCUSDT long @ 100")
+    stored = http.get(f"/v1/{ns}/signal/{SIGNAL_ENTITY}/records/BTCUSDT").json()
+    assert stored["id"] == opened["id"]
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "console-fleet.png"))
+
+    closer = Bot(
+        tmp_path / "close", {**env, "BOT_PHASE": "restore", "BOT_WHEN": str(when + 10 * MIN)}
+    )
+    try:
+        closed = closer.wait_for("tick")
+        assert closed["action"] == "closed" and closed["closeReason"] == "take_profit", closed
+        started = time.monotonic()
+        expect(signal).to_have_count(0, timeout=2_000)
+        gone_after = time.monotonic() - started
+    finally:
+        closer.stop()
+    expect(row.locator("td.risk")).to_contain_text("none")
+    print(
+        f"position shown {shown_after:.2f} s after the open, "
+        f"gone {gone_after:.2f} s after the close"
+    )
+
+
+def test_record_browser_pages_an_entity_and_deep_links_a_record(
+    console: Console, http: httpx.Client, ns: str
+) -> None:
+    from playwright.sync_api import expect
+
+    items = [
+        {"key": f"k{i:03d}", "value": {"n": i, "nested": {"deep": [i, "x"]}}} for i in range(60)
+    ]
+    assert http.post(f"/v1/{ns}/misc/e%2Fone/batch-put", json={"items": items}).status_code == 200
+
+    page = console.open(f"#/ns/{ns}")
+    expect(page.locator("main table")).to_contain_text("misc")
+    page.get_by_role("link", name="misc").focus()
+    page.keyboard.press("Enter")  # keyboard-usable: links all the way down
+    expect(page.locator("main table")).to_contain_text("e/one")
+    page.get_by_role("link", name="e/one").click()
+    expect(page.locator("main .toolbar")).to_contain_text("60 records · page 1 of 2")
+    expect(page.locator("main tbody tr")).to_have_count(50)
+    page.get_by_role("button", name="Next page").click()
+    expect(page.locator("main tbody tr")).to_have_count(10)
+    expect(page.locator('tr[data-key="k059"]')).to_contain_text('"deep"')
+
+    page.goto(f"{console.service_url}/console#/ns/{ns}/misc/e%2Fone/k042")
+    expect(page.locator("#record-version")).to_have_text("1")
+    value = page.locator("#record-value")
+    expect(value).to_contain_text('"n": 42')
+    expect(value).to_contain_text('"deep"')
+    value.locator("summary").first.click()  # collapses the whole value
+    expect(value.locator('text="n": ')).to_be_hidden()
+
+    for fragment, text in (
+        (f"#/ns/{ns}/misc/e%2Fone/nope", f"There is no record “nope” in {ns} / misc / e/one."),
+        (f"#/ns/{ns}/misc/other", f"Entity “other” has no records in {ns} / misc."),
+        ("#/ns/no-such-bot", "Namespace “no-such-bot” has no records"),
+        ("#/ns/Bad Name!", "That address is not valid"),
+        ("#/elsewhere", "The console has no page at"),
+    ):
+        page.goto(f"{console.service_url}/console{fragment}")
+        expect(page.get_by_role("alert")).to_contain_text(text)
+
+
+def test_fleet_with_500_namespaces_reads_only_the_rows_on_screen(
+    console: Console, http: httpx.Client
+) -> None:
+    from playwright.sync_api import expect
+
+    prefix = f"f{uuid.uuid4().hex[:6]}"
+    for i in range(500):
+        body = [["s_x", {"symbol": f"S{i}", "position": "long", "priceOpen": i}]]
+        assert (
+            http.put(f"/v1/{prefix}-{i:03d}/risk/r_x/records/positions", json=body).status_code
+            == 201
+        )
+    started = time.monotonic()
+    page = console.open()
+    page.fill("#filter", prefix)
+    expect(page.locator("#fleet-count")).to_contain_text("500 of ", timeout=5_000)
+    expect(page.locator("#fleet-count")).to_contain_text("page 1 of 10")
+    expect(page.locator(f'tr[data-ns="{prefix}-000"] td.risk')).to_contain_text("S0 long @ 0")
+    first_rows = time.monotonic() - started
+    page.wait_for_timeout(2_500)  # two polling rounds
+    read = {u.split("/v1/")[1].split("/")[0] for u in console.requests if "/v1/" in u}
+    # Only the rows on screen (a 1000 px viewport shows about 20) are read, not all 500.
+    assert 5 <= len(read) <= 30, sorted(read)
+    page.get_by_role("button", name="Next page").click()
+    expect(page.locator(f'tr[data-ns="{prefix}-050"] td.risk')).to_contain_text("S50 long @ 50")
+    print(f"500 namespaces: first rows in {first_rows:.2f} s; namespaces read: {len(read)}")
+
+
+@pytest.fixture(scope="module")
+def secured(database_url: str) -> Iterator[Service]:
+    env = {"PERSISTD_AUTH": "on", "PERSISTD_AUTH_CACHE_TTL": "0.2"}
+    with Service(database_url, env=env) as svc:
+        yield svc
+
+
+def test_sign_in_refuses_a_wrong_token_and_a_revoked_one_returns_to_sign_in(
+    browser: Any, secured: Service, database_url: str
+) -> None:
+    from playwright.sync_api import expect
+
+    prefix = f"s{uuid.uuid4().hex[:6]}"
+    admin = new_token(database_url, "admin", "*")
+    assert httpx.put(
+        f"{secured.url}/v1/{prefix}-bot/misc/e/records/k",
+        json={"x": 1},
+        headers={"Authorization": f"Bearer {admin}"},
+    ).is_success
+    reader = new_token(database_url, "read", f"{prefix}-*")
+    console = Console(browser, secured.url)
+    page = console.open()
+    form = page.locator("form.signin")
+    expect(form).to_be_visible()
+    page.fill("#token", reader + "x")
+    page.keyboard.press("Enter")
+    expect(page.locator("#signin-error")).to_contain_text("That token was refused")
+    assert page.evaluate("sessionStorage.length") == 0
+
+    page.fill("#token", reader)
+    page.keyboard.press("Enter")
+    expect(page.locator(f'#fleet tr[data-ns="{prefix}-bot"]')).to_be_visible()
+    assert reader not in page.url
+    assert page.evaluate("Object.values(sessionStorage)") == [reader]
+    assert page.evaluate("localStorage.length") == 0 and page.evaluate("document.cookie") == ""
+    assert not [u for u in console.requests if reader in u], "the token went into a URL"
+
+    token_id = reader.split("_")[1]
+    assert persistd(database_url, "token", "revoke", token_id).returncode == 0
+    expect(page.locator("#signin-error")).to_contain_text("expired or was revoked", timeout=5_000)
+    assert page.evaluate("sessionStorage.length") == 0
+    console.close()
+
+
+def test_the_page_shows_reconnecting_while_persistd_is_down_and_resumes_after(
+    browser: Any, database_url: str, service_url: str, http: httpx.Client, ns: str
+) -> None:
+    from playwright.sync_api import expect
+
+    entity = f"/v1/{ns}/signal/ETHUSDT_s_x/records/ETHUSDT"
+    row = {
+        **{"id": "sig-1", "symbol": "ETHUSDT", "strategyName": "s", "exchangeName": "x"},
+        **{"position": "short", "priceTakeProfit": 8, "priceStopLoss": 12},
+    }
+    assert http.put(entity, json={**row, "priceOpen": 10}).status_code == 201
+    with Service(database_url) as own:
+        console = Console(browser, own.url)
+        page = console.open()
+        page.fill("#filter", ns)
+        entry = page.locator(f'tr[data-ns="{ns}"] tr.signal .entry')
+        expect(entry).to_have_text("10")
+        expect(page.locator("#status")).to_have_text("live · polling every 1 s")
+
+        own.stop()
+        expect(page.locator("#status")).to_have_text("reconnecting…", timeout=5_000)
+        # A change made while this instance is down, through another one on the same database.
+        assert http.put(entity, json={**row, "priceOpen": 11}).status_code == 200
+        own.start()
+        expect(page.locator("#status")).to_have_text("live · polling every 1 s", timeout=5_000)
+        expect(entry).to_have_text("11", timeout=2_000)
+        console.close()
+
+
+def test_console_assets_ship_in_the_package_and_forbid_other_origins(
+    http: httpx.Client,
+) -> None:
+    page = http.get("/console")
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    policy = page.headers["content-security-policy"]
+    assert "connect-src 'self'" in policy and "default-src 'none'" in policy
+    assert "http" not in page.text.replace("http-equiv", "")
+    for asset in ("/console/assets/console.js", "/console/assets/console.css"):
+        answer = http.get(asset)
+        assert answer.status_code == 200
+        assert "https://" not in answer.text and "http://" not in answer.text
+    import persistd
+
+    shipped = Path(persistd.__file__).parent / "console"
+    assert {p.name for p in shipped.iterdir()} >= {"index.html", "console.js", "console.css"}
