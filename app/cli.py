@@ -15,6 +15,7 @@ from . import auth
 from .config import Settings, get_settings
 from .db import asyncpg_dsn, migrate
 from .errors import AppError
+from .history import history_policy
 from .store import Store
 
 log = logging.getLogger("persistd")
@@ -110,6 +111,7 @@ async def _with_store(url: str, settings: Settings, work: Callable[[Store], Awai
         acquire_timeout=settings.pool_timeout,
         statement_timeout=max(settings.statement_timeout, 60.0),
         retry_after=settings.retry_after,
+        history=history_policy(settings),
     )
     try:
         return await work(store)

@@ -39,6 +39,28 @@ class Settings(BaseSettings):
     auth_cache_ttl: float = Field(
         default=5.0, ge=0, description="seconds a verified token is trusted without a lookup"
     )
+    history: bool = Field(default=True, description="keep a change log (docs/history.md)")
+    history_days: float = Field(
+        default=30, ge=0, description="days of history kept; 0 keeps it forever"
+    )
+    history_skip_domains: str = Field(
+        default="candle", description="comma-separated domains without history"
+    )
+    history_prune_interval: float = Field(
+        default=60.0, gt=0, description="seconds between background pruning rounds"
+    )
+    watch_max: int = Field(default=1000, ge=0, description="watchers per process; 503 past it")
+    watch_buffer: int = Field(
+        default=1000, ge=1, description="changes queued per watcher before it is disconnected"
+    )
+    watch_heartbeat: float = Field(default=15.0, gt=0, description="seconds between heartbeats")
+    watch_poll: float = Field(
+        default=1.0, gt=0, description="seconds between change-log polls when no wake-up came"
+    )
+
+    @property
+    def skip_domains(self) -> frozenset[str]:
+        return frozenset(d.strip() for d in self.history_skip_domains.split(",") if d.strip())
 
 
 @lru_cache

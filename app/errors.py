@@ -57,6 +57,18 @@ class VersionMismatch(AppError):
     status, code, title = 412, "version_mismatch", "Version mismatch"
 
 
+class HistoryNotKept(AppError):
+    status, code, title = 409, "history_not_kept", "History not kept"
+
+
+class VersionPruned(AppError):
+    status, code, title = 410, "version_pruned", "Version pruned"
+
+
+class HistoryPruned(AppError):
+    status, code, title = 410, "history_pruned", "History pruned"
+
+
 class PayloadTooLarge(AppError):
     status, code, title = 413, "payload_too_large", "Payload too large"
 

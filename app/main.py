@@ -15,9 +15,11 @@ from .db import asyncpg_dsn, head_revisions
 from .docs import install_docs
 from .errors import InvalidName, install_handlers, render
 from .fast import RecordRoutes
+from .history import history_policy, start_pruner, stop_pruner
 from .names import NAME_RULE
 from .observability import Metrics, ObservabilityMiddleware, configure_logging, metrics_endpoint
 from .store import Store
+from .watch import Hub
 
 
 class RawPathMiddleware:
@@ -62,7 +64,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             acquire_timeout=settings.pool_timeout,
             statement_timeout=settings.statement_timeout,
             retry_after=settings.retry_after,
+            history=history_policy(settings),
         )
+        app.state.watch = Hub(app.state.store, settings)
+        app.state.pruner = start_pruner(app.state.store, settings)
         if require_tokens:
             auth_store = await Store.open(
                 asyncpg_dsn(settings.database_url),
@@ -76,6 +81,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         try:
             yield
         finally:
+            await stop_pruner(app.state.pruner)
+            await app.state.watch.close()
             if app.state.auth is not None:
                 await app.state.auth.close()
                 app.state.auth = None

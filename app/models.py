@@ -2,11 +2,14 @@
 
 from sqlalchemy import (
     BigInteger,
+    CheckConstraint,
     Column,
     DateTime,
     Identity,
+    Index,
     MetaData,
     PrimaryKeyConstraint,
+    SmallInteger,
     Table,
     Text,
     func,
@@ -42,4 +45,35 @@ tokens = Table(
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Column("revoked_at", DateTime(timezone=True), nullable=True),
     PrimaryKeyConstraint("id", name="tokens_pkey"),
+)
+
+# The change log: one row per applied write (docs/history.md). `seq` derives from the writing
+# transaction's id, so readers can tell which sequence numbers may still appear (the horizon).
+changes = Table(
+    "changes",
+    metadata,
+    Column("seq", BigInteger, nullable=False, autoincrement=False),
+    Column("namespace", Text(collation="C"), nullable=False),
+    Column("domain", Text(collation="C"), nullable=False),
+    Column("entity", Text(collation="C"), nullable=False),
+    Column("key", Text(collation="C"), nullable=False),
+    Column("version", BigInteger, nullable=False),
+    Column("op", Text, nullable=False),
+    Column("value", JSONB, nullable=True),
+    Column("at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("token_id", BigInteger, nullable=True),
+    PrimaryKeyConstraint("seq", name="changes_pkey"),
+    CheckConstraint("op IN ('put', 'delete')", name="changes_op_check"),
+    Index("changes_namespace_seq", "namespace", "seq"),
+    Index("changes_record_seq", "namespace", "domain", "entity", "key", "seq"),
+)
+
+# How far retention has pruned: times before `pruned_before` can no longer be read or restored.
+history_horizon = Table(
+    "history_horizon",
+    metadata,
+    Column("id", SmallInteger, nullable=False),
+    Column("pruned_before", DateTime(timezone=True), nullable=False),
+    PrimaryKeyConstraint("id", name="history_horizon_pkey"),
+    CheckConstraint("id = 1", name="history_horizon_one_row"),
 )

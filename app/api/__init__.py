@@ -2,8 +2,9 @@
 
 from fastapi import APIRouter
 
-from . import collections, inspection, records
+from . import collections, history, inspection, records
 
 router = APIRouter()
-for part in (records, collections, inspection):
+# history first: /v1/{ns}/changes, /watch and /restore before /v1/{ns}/{domain}.
+for part in (history, records, collections, inspection):
     router.include_router(part.router)

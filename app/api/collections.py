@@ -11,6 +11,7 @@ from ..auth import require
 from ..errors import InvalidRequest, PayloadTooLarge
 from ..names import check_name
 from ..shapes import check_value
+from ..store import history as log
 from .common import (
     ENTITY,
     Domain,
@@ -24,7 +25,9 @@ from .common import (
     settings_of,
     store_of,
     validated,
+    writer_of,
 )
+from .history import parse_time
 from .schemas import (
     BatchGetOut,
     BatchGetRequest,
@@ -60,19 +63,29 @@ async def list_records(
         int | None,
         Query(ge=1, le=10000, description="the N most recently written records, oldest first"),
     ] = None,
+    at: Annotated[
+        str | None, Query(description="the records as they stood at this RFC 3339 time")
+    ] = None,
 ) -> Response:
     coll = collection_of(namespace, domain, entity)
     await require(request, "read", coll.namespace)
     store = store_of(request)
     if newest is not None:
-        if cursor is not None:
-            raise InvalidRequest("newest cannot be combined with cursor")
+        if cursor is not None or at is not None:
+            raise InvalidRequest("newest cannot be combined with cursor or at")
         return json_response({"items": [item_json(i) for i in await store.newest(coll, newest)]})
     after = None if cursor is None else decode_cursor(cursor)
     # One extra row tells whether another page exists, so a full page never ends silently.
-    if values:
+    page: dict[str, Any]
+    if at is not None:
+        items = await log.at(store, coll, parse_time("at", at), after, limit + 1)
+        keys = [i.key for i in items]
+        page = (
+            {"items": [item_json(i) for i in items[:limit]]} if values else {"keys": keys[:limit]}
+        )
+    elif values:
         items = await store.items(coll, after, limit + 1)
-        page: dict[str, Any] = {"items": [item_json(i) for i in items[:limit]]}
+        page = {"items": [item_json(i) for i in items[:limit]]}
         keys = [i.key for i in items]
     else:
         keys = await store.keys(coll, after, limit + 1)
@@ -153,7 +166,7 @@ async def batch_put(
     request: Request, namespace: Namespace, domain: Domain, entity: Entity
 ) -> Response:
     coll = collection_of(namespace, domain, entity)
-    await require(request, "write", coll.namespace)
+    principal = await require(request, "write", coll.namespace)
     raw, req = await _batch_body(request, BatchPutRequest)
     settings = settings_of(request)
     seen: set[str] = set()
@@ -169,7 +182,11 @@ async def batch_put(
         check_value(coll.domain, item.value, item.key)
     keys = [item.key for item in req.items]
     written = await store_of(request).batch_put(
-        coll, keys, raw.decode(), insert_only=req.mode == "insert_if_absent"
+        coll,
+        keys,
+        raw.decode(),
+        insert_only=req.mode == "insert_if_absent",
+        writer=writer_of(principal),
     )
     return json_response(
         {

@@ -10,6 +10,7 @@ from fastapi import Path, Request
 from pydantic import BaseModel, ValidationError
 from starlette.responses import Response
 
+from ..auth import Principal
 from ..config import Settings
 from ..errors import InvalidName, InvalidRequest, Unavailable, describe
 from ..names import ascii_int, check_name, check_slug, decode_segment
@@ -29,6 +30,11 @@ def store_of(request: Request) -> Store:
     if store is None:
         raise Unavailable("the database is not configured yet")
     return store
+
+
+def writer_of(principal: Principal | None) -> int | None:
+    """The token id the change log records as a write's author (None when auth is off)."""
+    return None if principal is None else principal.token_id
 
 
 def settings_of(request: Request) -> Settings:

@@ -20,7 +20,9 @@ from .common import (
     parse_if_match,
     settings_of,
     store_of,
+    writer_of,
 )
+from .history import VERSION_DOC, read_version, version_param
 from .schemas import JSON, VersionOut, errors_doc
 
 router = APIRouter()
@@ -34,14 +36,18 @@ RECORD = ENTITY + "/records/{key}"
     tags=["records"],
     responses={
         200: {"content": {JSON: {}}, "description": "the stored JSON value"},
-        **errors_doc(404),
+        **errors_doc(404, 409, 410),
     },
+    openapi_extra=VERSION_DOC,
 )
 async def get_record(
     request: Request, namespace: Namespace, domain: Domain, entity: Entity, key: Key
 ) -> Response:
     addr = address_of(namespace, domain, entity, key)
     await require(request, "read", addr.namespace)
+    version = version_param(request)
+    if version is not None:
+        return await read_version(request, addr, version)
     item = await store_of(request).get(addr)
     return Response(item.value.encode(), headers=meta_headers(item), media_type=JSON)
 
@@ -79,7 +85,7 @@ async def put_record(
     request: Request, namespace: Namespace, domain: Domain, entity: Entity, key: Key
 ) -> Response:
     addr = address_of(namespace, domain, entity, key)
-    await require(request, "write", addr.namespace)
+    principal = await require(request, "write", addr.namespace)
     if_match = parse_if_match(request)
     create_only = parse_create_only(request)
     if if_match is not None and create_only:
@@ -87,7 +93,7 @@ async def put_record(
     raw = await body.read_body(request, settings_of(request).max_value_bytes)
     check_value(addr.domain, body.parse_json(raw))
     meta = await store_of(request).put(
-        addr, raw.decode(), if_match=if_match, create_only=create_only
+        addr, raw.decode(), if_match=if_match, create_only=create_only, writer=writer_of(principal)
     )
     status = 201 if meta.version == 1 else 200
     return json_response({"version": meta.version}, status, meta_headers(meta))
@@ -104,6 +110,8 @@ async def delete_record(
     request: Request, namespace: Namespace, domain: Domain, entity: Entity, key: Key
 ) -> Response:
     addr = address_of(namespace, domain, entity, key)
-    await require(request, "write", addr.namespace)
-    await store_of(request).delete(addr, if_match=parse_if_match(request))
+    principal = await require(request, "write", addr.namespace)
+    await store_of(request).delete(
+        addr, if_match=parse_if_match(request), writer=writer_of(principal)
+    )
     return Response(status_code=204)

@@ -88,6 +88,8 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
 def errors_doc(*codes: int) -> dict[int | str, dict[str, Any]]:
     described = {
         404: "no record at this address",
+        409: "no history is kept for this domain",
+        410: "retention removed that version or time",
         412: "the If-Match or If-None-Match condition failed",
         413: "the value is over the size limit",
         415: "the body is not application/json",

@@ -1,7 +1,7 @@
 """Store layer: asyncpg calls over one pool (SQL text in sql.py); one round trip per operation."""
 
 import asyncio
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -13,6 +13,8 @@ from ..errors import InvalidJson, InvalidValue, NotFound, Unavailable, VersionMi
 from . import sql
 
 ANY_VERSION = -1  # If-Match: * (the record must exist, any version)
+# A logged write that lost the change-order race (persistd_change_seq) is retried this often.
+WRITE_ATTEMPTS = 8
 CLOSE_GRACE = 10.0  # seconds the pool waits for queries in flight when the service stops
 
 # Failures that mean "the database is not there right now": the client may retry.
@@ -73,6 +75,21 @@ class Written:
     version: int | None  # None: insert_if_absent found the key already there
 
 
+@dataclass(frozen=True, slots=True)
+class HistoryPolicy:
+    """Which writes append to the change log (docs/history.md)."""
+
+    enabled: bool = True
+    skip_domains: frozenset[str] = frozenset()
+
+    def logs(self, domain: str) -> bool:
+        return self.enabled and domain not in self.skip_domains
+
+
+def _no_op() -> None:
+    pass
+
+
 class _PoolConnection(asyncpg.Connection):  # type: ignore[misc]
     """A pooled connection released without the reset query.
 
@@ -88,10 +105,20 @@ class _PoolConnection(asyncpg.Connection):  # type: ignore[misc]
 class Store:
     """All database access of the service, over one asyncpg pool."""
 
-    def __init__(self, pool: asyncpg.Pool, *, acquire_timeout: float, retry_after: int) -> None:
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        *,
+        acquire_timeout: float,
+        retry_after: int,
+        history: HistoryPolicy,
+    ) -> None:
         self._pool = pool
         self._acquire_timeout = acquire_timeout
         self._retry_after = str(retry_after)
+        self.history = history
+        # Called after every logged write committed: the watch hub's wake-up (app/watch.py).
+        self.changed: Callable[[], None] = _no_op
 
     @classmethod
     async def open(
@@ -103,6 +130,7 @@ class Store:
         acquire_timeout: float,
         statement_timeout: float,
         retry_after: int,
+        history: HistoryPolicy | None = None,
     ) -> "Store":
         """Create the pool; with the database down, start empty and connect on demand."""
         options: dict[str, Any] = {
@@ -116,7 +144,12 @@ class Store:
             pool = await asyncpg.create_pool(dsn, min_size=min(min_size, max_size), **options)
         except _UNAVAILABLE:
             pool = await asyncpg.create_pool(dsn, min_size=0, **options)
-        return cls(pool, acquire_timeout=acquire_timeout, retry_after=retry_after)
+        return cls(
+            pool,
+            acquire_timeout=acquire_timeout,
+            retry_after=retry_after,
+            history=history or HistoryPolicy(),
+        )
 
     async def close(self) -> None:
         """Close the pool, waiting for queries in flight up to CLOSE_GRACE seconds."""
@@ -145,6 +178,20 @@ class Store:
                 headers={"Retry-After": self._retry_after},
             ) from None
 
+    async def _logged(self, run: Callable[[], Awaitable[Any]]) -> Any:
+        """Run a logged write, retrying the rare change-order conflict in a new transaction."""
+        for attempt in range(WRITE_ATTEMPTS):
+            try:
+                result = await run()
+            except asyncpg.exceptions.SerializationError:
+                if attempt == WRITE_ATTEMPTS - 1:
+                    raise
+                await asyncio.sleep(0.001 * 2**attempt)
+                continue
+            self.changed()
+            return result
+        raise AssertionError("unreachable")
+
     def pool_usage(self) -> tuple[int, int]:
         """Connections open in the pool, and how many of them are lent out."""
         size = self._pool.get_size()
@@ -167,28 +214,50 @@ class Store:
         return Meta(row[0], row[1])
 
     async def put(
-        self, addr: Address, value: str, *, if_match: int | None = None, create_only: bool = False
+        self,
+        addr: Address,
+        value: str,
+        *,
+        if_match: int | None = None,
+        create_only: bool = False,
+        writer: int | None = None,
     ) -> Meta:
-        """Write the whole document in one statement; VersionMismatch when a condition fails."""
+        """Write the whole document in one statement; VersionMismatch when a condition fails.
+
+        `writer` (a token id) is recorded in the change log with the new version.
+        """
         async with self._connection() as conn:
-            if if_match is not None:
-                row = await conn.fetchrow(sql.UPDATE_IF, *addr.args, value, if_match)
-            elif create_only:
-                row = await conn.fetchrow(sql.INSERT, *addr.args, value)
+            if not self.history.logs(addr.domain):
+                if if_match is not None:
+                    row = await conn.fetchrow(sql.UPDATE_IF, *addr.args, value, if_match)
+                elif create_only:
+                    row = await conn.fetchrow(sql.INSERT, *addr.args, value)
+                else:
+                    row = await conn.fetchrow(sql.UPSERT, *addr.args, value)
+            elif if_match is not None:
+                conditional = (*addr.args, value, if_match, writer)
+                row = await self._logged(lambda: conn.fetchrow(sql.UPDATE_IF_LOGGED, *conditional))
             else:
-                row = await conn.fetchrow(sql.UPSERT, *addr.args, value)
+                statement = sql.INSERT_LOGGED if create_only else sql.UPSERT_LOGGED
+                args = (*addr.args, value, writer)
+                row = await self._logged(lambda: conn.fetchrow(statement, *args))
         if row is None:
             if create_only:
                 raise VersionMismatch(f"a record already exists at key {addr.key!r}")
             raise VersionMismatch(f"the record at key {addr.key!r} is not at the expected version")
         return Meta(row[0], row[1])
 
-    async def delete(self, addr: Address, *, if_match: int | None = None) -> int:
+    async def delete(
+        self, addr: Address, *, if_match: int | None = None, writer: int | None = None
+    ) -> int:
         """Delete the record and return its last version; NotFound or VersionMismatch."""
+        condition = ANY_VERSION if if_match is None else if_match
         async with self._connection() as conn:
-            row = await conn.fetchrow(
-                sql.DELETE, *addr.args, ANY_VERSION if if_match is None else if_match
-            )
+            if self.history.logs(addr.domain):
+                args = (*addr.args, condition, writer)
+                row = await self._logged(lambda: conn.fetchrow(sql.DELETE_LOGGED, *args))
+            else:
+                row = await conn.fetchrow(sql.DELETE, *addr.args, condition)
         deleted, current = row[0], row[1]
         if deleted is not None:
             return int(deleted)
@@ -240,17 +309,25 @@ class Store:
         *,
         insert_only: bool,
         if_changed: bool = False,
+        writer: int | None = None,
     ) -> list[Written]:
         """Write the validated body's `items` in one statement, all or nothing, in request order.
 
         Keys left as they were (present for insert_only, identical for if_changed) get no version.
         """
+        logs = self.history.logs(coll.domain)
         if insert_only:
-            statement = sql.BATCH_INSERT
+            statement = sql.BATCH_INSERT_LOGGED if logs else sql.BATCH_INSERT
+        elif if_changed:
+            statement = sql.BATCH_UPSERT_CHANGED_LOGGED if logs else sql.BATCH_UPSERT_CHANGED
         else:
-            statement = sql.BATCH_UPSERT_CHANGED if if_changed else sql.BATCH_UPSERT
+            statement = sql.BATCH_UPSERT_LOGGED if logs else sql.BATCH_UPSERT
         async with self._connection() as conn:
-            rows = await conn.fetch(statement, *coll.args, body)
+            if logs:
+                args = (*coll.args, body, writer)
+                rows = await self._logged(lambda: conn.fetch(statement, *args))
+            else:
+                rows = await conn.fetch(statement, *coll.args, body)
         versions = {row[0]: int(row[1]) for row in rows}
         return [Written(key, versions.get(key)) for key in keys]
 

@@ -52,6 +52,190 @@ BATCH_UPSERT_CHANGED = (
     "WHERE r.value IS DISTINCT FROM EXCLUDED.value RETURNING key, version"
 )
 BATCH_INSERT = f"INSERT {_INTO} {_BATCH_ROWS} {_KEEP} RETURNING key, version"
+# ---- the change log (docs/history.md) ----
+# One change row per written row, appended in the write's own statement. `source` is the
+# write's CTE (RETURNING key, value, version); `bump` turns a deleted version into the delete's.
+_CHANGE_COLUMNS = "(seq, namespace, domain, entity, key, version, op, value, at, token_id)"
+
+
+def log_clause(
+    source: str,
+    op: str,
+    writer: str,
+    *,
+    domain: str = "$2",
+    entity: str = "$3",
+    value: str = "value",
+    version: str = "version",
+) -> str:
+    """INSERT the change rows of `source`'s rows; seq from the transaction id and row index."""
+    return (
+        f"INSERT INTO changes {_CHANGE_COLUMNS} "
+        f"SELECT persistd_change_seq($1, {domain}, {entity}, key, row_number() OVER () - 1), "
+        f"$1, {domain}, {entity}, key, {version}, {op}, {value}, clock_timestamp(), {writer} "
+        f"FROM {source}"
+    )
+
+
+def logged(write: str, returning: str, op: str, writer: str, final: str, **kw: str) -> str:
+    """`write ... RETURNING returning` with its change rows appended, answering `final`."""
+    log = log_clause("w", op, writer, **kw)
+    return f"WITH w AS ({write} RETURNING {returning}), c AS ({log}) {final}"
+
+
+_PUT = "key, value, version, updated_at"
+UPSERT_LOGGED = logged(
+    f"INSERT {_INTO} {_ONE_ROW} {_BUMP}", _PUT, "'put'", "$6", "SELECT version, updated_at FROM w"
+)
+INSERT_LOGGED = logged(
+    f"INSERT {_INTO} {_ONE_ROW} {_KEEP}", _PUT, "'put'", "$6", "SELECT version, updated_at FROM w"
+)
+UPDATE_IF_LOGGED = logged(
+    "UPDATE records SET value = $5::jsonb, version = version + 1, updated_at = now() "
+    f"WHERE {_PK} AND ($6::bigint = -1 OR version = $6::bigint)",
+    _PUT,
+    "'put'",
+    "$7",
+    "SELECT version, updated_at FROM w",
+)
+DELETE_LOGGED = logged(
+    f"DELETE FROM records WHERE {_PK} AND ($5::bigint = -1 OR version = $5::bigint)",
+    "key, version",
+    "'delete'",
+    "$6",
+    "SELECT (SELECT version FROM w) AS deleted, "
+    f"(SELECT version FROM records WHERE {_PK}) AS current",
+    value="NULL",
+    version="version + 1",
+)
+_BATCH_FINAL = "SELECT key, version FROM w"
+BATCH_UPSERT_LOGGED = logged(
+    f"INSERT {_INTO} {_BATCH_ROWS} {_BUMP}", "key, value, version", "'put'", "$5", _BATCH_FINAL
+)
+BATCH_UPSERT_CHANGED_LOGGED = logged(
+    f"INSERT {_INTO} {_BATCH_ROWS} {_BUMP} WHERE r.value IS DISTINCT FROM EXCLUDED.value",
+    "key, value, version",
+    "'put'",
+    "$5",
+    _BATCH_FINAL,
+)
+BATCH_INSERT_LOGGED = logged(
+    f"INSERT {_INTO} {_BATCH_ROWS} {_KEEP}", "key, value, version", "'put'", "$5", _BATCH_FINAL
+)
+
+# The in-flight horizon: every change a reader cannot see yet has seq >= this. It is the oldest
+# transaction id still running, times 2^20; transactions of other databases on the same server
+# are left out when pg_stat_activity names them (they cannot write here).
+HORIZON = """(
+  SELECT coalesce(min(x::text::bigint), pg_snapshot_xmax(pg_current_snapshot())::text::bigint)
+         * 1048576
+  FROM pg_snapshot_xip(pg_current_snapshot()) AS x
+  WHERE x::text::bigint % 4294967296 NOT IN (
+    SELECT backend_xid::text::bigint FROM pg_stat_activity
+    WHERE backend_xid IS NOT NULL AND datname IS DISTINCT FROM current_database()
+  )
+)"""
+HORIZON_NOW = f"SELECT {HORIZON}"
+_CHANGE = "seq, namespace, domain, entity, key, version, op, value, at, token_id"
+# A page of the catch-up feed: after $2, up to $6 (inclusive), below the horizon.
+CHANGES = f"""
+SELECT {_CHANGE} FROM changes
+WHERE namespace = $1 AND seq > $2 AND seq <= $6 AND seq < {HORIZON}
+  AND ($3::text IS NULL OR domain = $3) AND ($4::text IS NULL OR entity = $4)
+ORDER BY seq LIMIT $5
+"""
+# The watch hub's tail: every namespace.
+TAIL = f"SELECT {_CHANGE} FROM changes WHERE seq > $1 AND seq < {HORIZON} ORDER BY seq LIMIT $2"
+_RECORD_CHANGES = f"FROM changes WHERE {_PK}"
+HISTORY = f"""
+SELECT seq, op, version, at, token_id, CASE WHEN $7 THEN value END
+{_RECORD_CHANGES} AND seq < $5 ORDER BY seq DESC LIMIT $6
+"""
+VERSION = (
+    f"SELECT op, value, version, at, token_id {_RECORD_CHANGES} AND version = $5 "
+    "ORDER BY seq DESC LIMIT 1"
+)
+OLDEST_VERSION = f"SELECT min(version) {_RECORD_CHANGES}"
+PRUNED_BEFORE = "SELECT pruned_before FROM history_horizon WHERE id = 1"
+# An entity as it stood at $4: each key's last change at or before then, when it was a put.
+_AT = f"""
+SELECT key, value, version, at FROM (
+  SELECT DISTINCT ON (key) key, op, value, version, at FROM changes
+  WHERE {_WHERE} AND at <= $4 {{after}} ORDER BY key, seq DESC
+) s WHERE op = 'put' ORDER BY key LIMIT {{limit}}
+"""
+AT_FIRST = _AT.format(after="", limit="$5")
+AT_AFTER = _AT.format(after="AND key > $5", limit="$6")
+
+_SCOPE = "($3::text IS NULL OR domain = $3) AND ($4::text IS NULL OR entity = $4)"
+# What a restore to $2 changes: keys whose last change by then differs from the record now.
+# A key with no change by then is deleted only when the log saw it created (later); records
+# older than the log, and domains without history, are left alone.
+_RESTORE_DIFF = f"""
+target AS (
+  SELECT DISTINCT ON (domain, entity, key) domain, entity, key, op, value FROM changes
+  WHERE namespace = $1 AND at <= $2 AND {_SCOPE} ORDER BY domain, entity, key, seq DESC
+),
+cur AS (
+  SELECT domain, entity, key, value FROM records WHERE namespace = $1 AND {_SCOPE} FOR UPDATE
+),
+diff AS (
+  SELECT coalesce(t.domain, c.domain) AS domain, coalesce(t.entity, c.entity) AS entity,
+         coalesce(t.key, c.key) AS key,
+         CASE WHEN t.op = 'put' THEN 'put' ELSE 'delete' END AS op,
+         CASE WHEN t.op = 'put' THEN t.value END AS value
+  FROM target t FULL JOIN cur c
+    ON t.domain = c.domain AND t.entity = c.entity AND t.key = c.key
+  WHERE CASE WHEN t.op = 'put' THEN c.key IS NULL OR c.value IS DISTINCT FROM t.value
+        ELSE c.key IS NOT NULL AND (t.key IS NOT NULL OR EXISTS (
+          SELECT 1 FROM changes h WHERE h.namespace = $1 AND h.domain = c.domain
+            AND h.entity = c.entity AND h.key = c.key AND h.version = 1 AND h.op = 'put'))
+        END
+)"""
+RESTORE_PLAN = f"""
+WITH {_RESTORE_DIFF}
+SELECT domain, entity, key, op, value FROM diff ORDER BY domain, entity, key
+"""
+RESTORE = f"""
+WITH {_RESTORE_DIFF},
+p AS (
+  INSERT {_INTO} SELECT $1, domain, entity, key, value, 1 FROM diff WHERE op = 'put' {_BUMP}
+  RETURNING domain, entity, key, value, version
+),
+x AS (
+  DELETE FROM records r USING diff
+  WHERE diff.op = 'delete' AND r.namespace = $1 AND r.domain = diff.domain
+    AND r.entity = diff.entity AND r.key = diff.key
+  RETURNING r.domain, r.entity, r.key, r.version + 1 AS version
+),
+l AS (
+  SELECT domain, entity, key, version, 'put' AS op, value FROM p
+  UNION ALL SELECT domain, entity, key, version, 'delete', NULL::jsonb FROM x
+),
+c AS ({log_clause("l", "op", "$5", domain="domain", entity="entity")})
+SELECT op, count(*) FROM l GROUP BY op
+"""
+# Retention: delete, in one small batch, changes older than $1 that a later change of the same
+# key before $1 supersedes, and deletes older than $1 that end a key's history before then.
+# The last change before the horizon stays: it is the record's state at the horizon.
+PRUNE_BATCH = """
+WITH old AS (
+  SELECT c.seq FROM changes c
+  WHERE c.at < $1
+    AND c.seq < coalesce((SELECT seq FROM changes WHERE at >= $1 ORDER BY seq LIMIT 1), $3)
+    AND (
+    c.op = 'delete' OR EXISTS (
+      SELECT 1 FROM changes n WHERE n.namespace = c.namespace AND n.domain = c.domain
+        AND n.entity = c.entity AND n.key = c.key AND n.seq > c.seq AND n.at < $1))
+  ORDER BY c.seq LIMIT $2
+)
+DELETE FROM changes WHERE seq IN (SELECT seq FROM old)
+"""
+PRUNED_MARK = """
+INSERT INTO history_horizon (id, pruned_before) VALUES (1, $1)
+ON CONFLICT (id) DO UPDATE SET pruned_before = greatest(history_horizon.pruned_before, $1)
+"""
+
 NAMESPACES = "SELECT namespace, count(*) FROM records GROUP BY 1 ORDER BY 1"
 DOMAINS = "SELECT domain, count(*) FROM records WHERE namespace = $1 GROUP BY 1 ORDER BY 1"
 ENTITIES = (
