@@ -7,12 +7,15 @@ records the requests it makes; each test fails if one went anywhere but the serv
 import json
 import os
 import queue
+import re
 import subprocess
 import threading
 import time
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
+from signal import SIGKILL
 from typing import Any
 
 import httpx
@@ -191,15 +194,15 @@ def test_record_browser_pages_an_entity_and_deep_links_a_record(
     assert http.post(f"/v1/{ns}/misc/e%2Fone/batch-put", json={"items": items}).status_code == 200
 
     page = console.open(f"#/ns/{ns}")
-    expect(page.locator("main table")).to_contain_text("misc")
+    expect(page.locator("main table.listing")).to_contain_text("misc")
     page.get_by_role("link", name="misc").focus()
     page.keyboard.press("Enter")  # keyboard-usable: links all the way down
-    expect(page.locator("main table")).to_contain_text("e/one")
+    expect(page.locator("main table.listing")).to_contain_text("e/one")
     page.get_by_role("link", name="e/one").click()
-    expect(page.locator("main .toolbar")).to_contain_text("60 records · page 1 of 2")
-    expect(page.locator("main tbody tr")).to_have_count(50)
+    expect(page.locator("#entity-count")).to_have_text("60 records · page 1 of 2")
+    expect(page.locator("#records tbody tr")).to_have_count(50)
     page.get_by_role("button", name="Next page").click()
-    expect(page.locator("main tbody tr")).to_have_count(10)
+    expect(page.locator("#records tbody tr")).to_have_count(10)
     expect(page.locator('tr[data-key="k059"]')).to_contain_text('"deep"')
 
     page.goto(f"{console.service_url}/console#/ns/{ns}/misc/e%2Fone/k042")
@@ -286,14 +289,31 @@ def test_sign_in_refuses_a_wrong_token_and_a_revoked_one_returns_to_sign_in(
     assert page.evaluate("localStorage.length") == 0 and page.evaluate("document.cookie") == ""
     assert not [u for u in console.requests if reader in u], "the token went into a URL"
 
+    # A read token has no restore control, and the API refuses it.
+    page.goto(f"{secured.url}/console#/ns/{prefix}-bot")
+    expect(page.locator("#restore-absent")).to_contain_text("Restore needs an admin token")
+    expect(page.locator("#restore-preview")).to_have_count(0)
+    refused = httpx.post(
+        f"{secured.url}/v1/{prefix}-bot/restore",
+        json={"at": "2026-01-01T00:00:00Z", "dry_run": True},
+        headers={"Authorization": f"Bearer {reader}"},
+    )
+    assert refused.status_code == 403 and refused.json()["code"] == "forbidden"
+
     token_id = reader.split("_")[1]
     assert persistd(database_url, "token", "revoke", token_id).returncode == 0
+    page.goto(f"{secured.url}/console#/")
     expect(page.locator("#signin-error")).to_contain_text("expired or was revoked", timeout=5_000)
     assert page.evaluate("sessionStorage.length") == 0
+
+    page.fill("#token", admin)
+    page.keyboard.press("Enter")
+    page.goto(f"{secured.url}/console#/ns/{prefix}-bot")
+    expect(page.locator("#restore-preview")).to_be_visible()
     console.close()
 
 
-def test_the_page_shows_reconnecting_while_persistd_is_down_and_resumes_after(
+def test_the_fleet_shows_reconnecting_while_persistd_is_down_and_resumes_after(
     browser: Any, database_url: str, service_url: str, http: httpx.Client, ns: str
 ) -> None:
     from playwright.sync_api import expect
@@ -338,3 +358,146 @@ def test_console_assets_ship_in_the_package_and_forbid_other_origins(
 
     shipped = Path(persistd.__file__).parent / "console"
     assert {p.name for p in shipped.iterdir()} >= {"index.html", "console.js", "console.css"}
+
+
+def rest_time() -> str:
+    """Now, as the RFC 3339 time the console and the API take."""
+    return datetime.now(UTC).isoformat().replace("+00:00", "Z")
+
+
+def test_record_history_shows_every_version_and_a_diff_between_two(
+    console: Console, http: httpx.Client, ns: str
+) -> None:
+    from playwright.sync_api import expect
+
+    path = f"/v1/{ns}/strategy/BTCUSDT_s_x/records/strategy"
+    versions = [
+        {"pendingSignalId": None, "retryOpenCount": 0, "isPaused": False},
+        {"pendingSignalId": "sig-1", "retryOpenCount": 0, "isPaused": False},
+        {"pendingSignalId": "sig-1", "retryOpenCount": 2, "isPaused": True},
+    ]
+    assert http.put(path, json=versions[0]).status_code == 201
+    between = rest_time()
+    time.sleep(0.05)
+    for value in versions[1:]:
+        assert http.put(path, json=value).status_code == 200
+
+    page = console.open(f"#/ns/{ns}/strategy/BTCUSDT_s_x/strategy")
+    history = page.locator("#history tbody tr")
+    expect(history).to_have_count(3)
+    diff = page.locator("#diff")
+    expect(diff.locator("h3")).to_have_text("Version 2 → version 3")
+    expect(diff.locator("del")).to_contain_text(['"isPaused": false', '"retryOpenCount": 0'])
+    expect(diff.locator("ins")).to_contain_text(['"isPaused": true', '"retryOpenCount": 2'])
+    page.get_by_label("from version 1").check()  # any two versions
+    expect(diff.locator("h3")).to_have_text("Version 1 → version 3")
+    expect(diff.locator("del")).to_contain_text(['"isPaused": false', '"pendingSignalId": null'])
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "console-diff.png"), full_page=True)
+
+    # Live: a fourth version appears without a reload (the watch stream).
+    assert http.delete(path).status_code == 204
+    expect(history).to_have_count(4, timeout=2_000)
+    expect(page.locator("#history tbody tr").first).to_contain_text("delete")
+    expect(page.locator("#record-value")).to_contain_text("This record is deleted")
+
+    # The whole entity at a chosen past time.
+    page.goto(f"{console.service_url}/console#/ns/{ns}/strategy/BTCUSDT_s_x")
+    page.fill("#at", between)
+    page.get_by_role("button", name="Show at this time").click()
+    expect(page).to_have_url(re.compile(r"\?at="))
+    expect(page.locator("#records tbody tr")).to_have_count(1)
+    expect(page.locator('#records tr[data-key="strategy"]')).to_contain_text(
+        '"pendingSignalId": null'
+    )
+
+
+def test_restore_previews_then_puts_a_bots_namespace_back_and_the_history_shows_it(
+    console: Console, service_url: str, http: httpx.Client, ns: str, tmp_path: Path
+) -> None:
+    from playwright.sync_api import expect
+
+    when = past_minute(60)
+    env = {"PERSISTD_URL": service_url, "PERSISTD_NAMESPACE": ns, "BOT_SWITCH": str(when + 2 * MIN)}
+    bot = Bot(tmp_path / "open", {**env, "BOT_PHASE": "open", "BOT_WHEN": str(when)})
+    try:
+        opened = bot.wait_for("tick")
+        assert opened["action"] == "opened", opened
+        bot.wait_for("holding")
+    finally:
+        bot.stop()
+    signal = f"/v1/{ns}/signal/{SIGNAL_ENTITY}/records/BTCUSDT"
+    risk = f"/v1/{ns}/risk/r1_offline/records/positions"
+    open_state = {signal: http.get(signal).json(), risk: http.get(risk).json()}
+    chosen = rest_time()
+    time.sleep(0.05)
+    closer = Bot(
+        tmp_path / "close", {**env, "BOT_PHASE": "restore", "BOT_WHEN": str(when + 10 * MIN)}
+    )
+    try:
+        assert closer.wait_for("tick")["action"] == "closed"
+    finally:
+        closer.stop()
+    assert http.get(signal).json() is None and http.get(risk).json() == []
+    versions_before = int(http.get(signal).headers["etag"].strip('"'))
+
+    page = console.open(f"#/ns/{ns}")
+    page.fill("#restore-at", chosen)
+    page.click("#restore-preview")
+    plan = page.locator("#restore-plan")
+    expect(plan).to_contain_text("Dry run:")
+    preview = page.locator("#restore-result table")
+    expect(preview).to_contain_text(f"signal / {SIGNAL_ENTITY} / BTCUSDT")
+    expect(preview).to_contain_text("risk / r1_offline / positions")
+    assert http.get(signal).json() is None  # a dry run changes nothing
+
+    page.click("#restore-confirm")
+    expect(page.locator("#restore-done")).to_contain_text(
+        f"Restored the whole namespace to {chosen}"
+    )
+    for path, value in open_state.items():
+        assert http.get(path).json() == value, path
+    # The restore is itself in the history: a new version of the signal, live on the page.
+    entries = http.get(f"{signal}/history").json()["items"]
+    assert entries[0]["version"] == versions_before + 1 and entries[0]["op"] == "put"
+    expect(page.locator("#changes")).to_contain_text(f"signal / {SIGNAL_ENTITY} / BTCUSDT")
+    expect(page.locator("#bot tr.signal .entry")).to_have_text("100")
+    page.goto(f"{console.service_url}/console#/ns/{ns}/signal/{SIGNAL_ENTITY}/BTCUSDT")
+    expect(page.locator("#history tbody tr").first).to_have_attribute(
+        "data-version", str(versions_before + 1)
+    )
+    expect(page.locator("#diff del")).to_contain_text(["null"])
+
+
+def test_the_bot_page_shows_reconnecting_and_resumes_its_watch_with_no_missed_change(
+    browser: Any, database_url: str, http: httpx.Client, ns: str
+) -> None:
+    from playwright.sync_api import expect
+
+    def put(n: int) -> None:
+        assert http.put(f"/v1/{ns}/misc/e/records/k{n}", json={"n": n}).is_success
+
+    put(0)
+    with Service(database_url) as own:
+        console = Console(browser, own.url)
+        page = console.open(f"#/ns/{ns}")
+        status = page.locator("#status")
+        expect(status).to_have_text("live · watching changes")
+        put(1)
+        changes = page.locator("#changes li")
+        expect(changes).to_have_count(1)
+
+        own.stop(SIGKILL)  # a crash: open watch streams are cut, not ended
+        expect(status).to_have_text("reconnecting…", timeout=5_000)
+        for n in (2, 3, 4):  # through another persistd on the same database
+            put(n)
+        own.start()
+        expect(status).to_have_text("live · watching changes", timeout=5_000)
+        expect(changes).to_have_count(4, timeout=2_000)
+        put(5)
+        expect(changes).to_have_count(5, timeout=2_000)
+        shown = [int(s) for s in changes.evaluate_all("(els) => els.map((e) => e.dataset.seq)")]
+        feed = http.get(f"/v1/{ns}/changes", params={"since": 0}).json()["items"]
+        # Newest first on the page; every change after the page opened, once, in order.
+        assert shown[::-1] == [c["seq"] for c in feed][1:]
+        console.close()

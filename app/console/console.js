@@ -47,10 +47,10 @@ const enc = encodeURIComponent;
 const link = (parts) => "#/" + parts.map(enc).join("/");
 const entityPath = (ns, domain, entity) => `/v1/${enc(ns)}/${enc(domain)}/${enc(entity)}`;
 
-function when(value) {
+function when(value, millis = false) {
   if (value === undefined || value === null || value === "") return "—";
   const date = new Date(value);
-  return isNaN(date) ? String(value) : date.toISOString().replace("T", " ").slice(0, 19) + "Z";
+  return isNaN(date) ? String(value) : date.toISOString().replace("T", " ").slice(0, millis ? 23 : 19) + "Z";
 }
 
 const num = (value) => (value === undefined || value === null ? "—" : String(value));
@@ -64,26 +64,104 @@ function setStatus(state, text) {
   statusEl.textContent = text;
 }
 
-async function api(path) {
-  const headers = { Accept: "application/json" };
-  const bearer = token();
-  if (bearer) headers.Authorization = "Bearer " + bearer;
+async function api(path, { method = "GET", body } = {}) {
+  const headers = { Accept: "application/json", ...authHeader() };
+  if (body !== undefined) headers["Content-Type"] = "application/json";
   let response;
   try {
-    response = await fetch(path, { headers, cache: "no-store" });
+    response = await fetch(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body), cache: "no-store" });
   } catch {
     setStatus("reconnecting", "reconnecting…");
     throw new Offline("persistd is not reachable");
   }
-  if (statusEl.className === "reconnecting") setStatus("live", liveText);
+  if (statusEl.className === "reconnecting" && !watching) setStatus("live", liveText);
   if (response.status === 401) {
-    sessionStorage.removeItem(TOKEN_KEY);
-    signIn(bearer ? "Your token expired or was revoked: sign in again." : "");
+    expired();
     throw new SignInNeeded();
   }
-  const body = await response.json().catch(() => null);
-  if (!response.ok) throw new Problem(response.status, body);
-  return { body, headers: response.headers };
+  const parsed = await response.json().catch(() => null);
+  if (!response.ok) throw new Problem(response.status, parsed);
+  return { body: parsed, headers: response.headers };
+}
+
+function authHeader() {
+  const bearer = token();
+  return bearer ? { Authorization: "Bearer " + bearer } : {};
+}
+
+function expired() {
+  const had = token();
+  sessionStorage.removeItem(TOKEN_KEY);
+  signIn(had ? "Your token expired or was revoked: sign in again." : "");
+}
+
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+let watching = false; // a watch stream owns the status badge
+
+/**
+ * Follow a namespace's watch stream: Server-Sent Events read with fetch (EventSource cannot send
+ * the token header). A dropped stream is reopened every second with Last-Event-ID, so the service
+ * replays exactly the changes missed meanwhile. `onOpen` runs once the first stream is
+ * subscribed (its first bytes arrived), so state read then misses nothing the stream will not bring.
+ */
+function watch(ns, query, alive, { onOpen, onChange }) {
+  const controller = new AbortController();
+  let last = null;
+  let opened = false;
+  watching = true;
+  (async () => {
+    while (alive()) {
+      try {
+        const headers = { Accept: "text/event-stream", ...authHeader() };
+        if (last !== null) headers["Last-Event-ID"] = last;
+        const response = await fetch(`/v1/${enc(ns)}/watch${query}`, { headers, cache: "no-store", signal: controller.signal });
+        if (response.status === 401) return expired();
+        if (!response.ok) throw new Problem(response.status, await response.json().catch(() => null));
+        const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
+        let buffer = "";
+        let event = { id: null, type: "message", data: "" };
+        for (;;) {
+          const { value, done } = await reader.read();
+          if (done || !alive()) break;
+          if (!opened) {
+            opened = true;
+            await onOpen();
+          }
+          setStatus("live", liveText);
+          buffer += value;
+          let end;
+          while ((end = buffer.indexOf("\n")) >= 0) {
+            const line = buffer.slice(0, end).replace(/\r$/, "");
+            buffer = buffer.slice(end + 1);
+            if (line === "") {
+              if (event.type === "change" && event.data) {
+                if (event.id !== null) last = event.id;
+                onChange(JSON.parse(event.data));
+              } else if (event.type === "overflow" && event.data) {
+                last = String(JSON.parse(event.data).resume); // too slow: resume from there
+              }
+              event = { id: null, type: "message", data: "" };
+            } else if (line.startsWith("id:")) event.id = line.slice(3).trim();
+            else if (line.startsWith("event:")) event.type = line.slice(6).trim();
+            else if (line.startsWith("data:")) event.data += line.slice(5).trim();
+          }
+        }
+      } catch (error) {
+        if (controller.signal.aborted) return;
+        if (!(error instanceof Offline || error instanceof TypeError || error instanceof Problem)) console.warn(error);
+      }
+      if (!alive()) return;
+      setStatus("reconnecting", "reconnecting…");
+      await sleep(ROW_POLL_MS);
+    }
+  })();
+  const stop = () => controller.abort();
+  const check = setInterval(() => {
+    if (!alive()) {
+      clearInterval(check);
+      stop();
+    }
+  }, 250);
 }
 
 // ---- views: each render bumps `view`, which stops the previous view's polling ----
@@ -152,10 +230,13 @@ function showError(error, alive) {
 
 async function route() {
   const gen = ++view;
+  watching = false;
   const alive = () => gen === view;
   signoutEl.hidden = !token();
   const raw = location.hash.replace(/^#\/?/, "");
-  const parts = raw.split("/").filter(Boolean).map((p) => {
+  const [path, search] = raw.split("?");
+  const query = new URLSearchParams(search || "");
+  const parts = path.split("/").filter(Boolean).map((p) => {
     try {
       return decodeURIComponent(p);
     } catch {
@@ -167,7 +248,7 @@ async function route() {
     else if (parts[0] === "ns" && parts.length >= 2 && parts.length <= 5) {
       const views = [namespaceView, domainView, entityView, recordView];
       setCrumbs(parts.slice(1));
-      await views[parts.length - 2](alive, ...parts.slice(1));
+      await views[parts.length - 2](alive, query, ...parts.slice(1));
     } else {
       setCrumbs([]);
       message(`The console has no page at “#/${raw}”. Addresses look like #/ns/<namespace>/<domain>/<entity>/<key>.`);
@@ -181,6 +262,7 @@ async function route() {
 
 function signIn(text) {
   view++;
+  watching = false;
   setCrumbs([]);
   setStatus("", "");
   signoutEl.hidden = true;
@@ -429,7 +511,7 @@ async function fleetView(alive) {
 function listingTable(items, hrefOf, label) {
   return h(
     "table",
-    {},
+    { class: "listing" },
     h("thead", {}, h("tr", {}, h("th", { scope: "col" }, label), h("th", { scope: "col", class: "num" }, "Records"))),
     h("tbody", {}, items.map((i) => h("tr", {}, h("td", {}, h("a", { href: hrefOf(i.name) }, i.name)), h("td", { class: "num" }, i.records)))),
   );
@@ -439,15 +521,54 @@ function quiet() {
   setStatus("", "");
 }
 
-async function namespaceView(alive, ns) {
-  quiet();
+const nowText = () => new Date().toISOString().replace(/\.\d+Z$/, "Z");
+const addressText = (c) => `${c.domain} / ${c.entity} / ${c.key}`;
+
+/** One bot: its live state and change feed from the watch stream, its domains, and restore. */
+async function namespaceView(alive, query, ns) {
+  liveText = "live · watching changes";
   const items = (await api(`/v1/${enc(ns)}`)).body.items;
   if (!alive()) return;
   if (!items.length) return message(`Namespace “${ns}” has no records: check the name.`);
-  main.replaceChildren(h("h1", {}, `Namespace ${ns}`), listingTable(items, (d) => link(["ns", ns, d]), "Domain"));
+  const heads = ["Last write", "Open signals", "Scheduled signals", "Risk positions", "Partial / breakeven"];
+  const summary = h("tr", { "data-ns": ns }, h("td", { colspan: 5, class: "muted" }, "…"));
+  const changes = h("ol", { id: "changes", class: "changes", reversed: true });
+  main.replaceChildren(
+    h("h1", {}, `Namespace ${ns}`),
+    h("table", { id: "bot" }, h("thead", {}, h("tr", {}, heads.map((t) => h("th", { scope: "col" }, t)))), h("tbody", {}, summary)),
+    h("h2", {}, "Changes since this page opened"),
+    changes,
+    h("h2", {}, "Domains"),
+    listingTable(items, (d) => link(["ns", ns, d]), "Domain"),
+    await restorePanel(ns),
+  );
+  // fillRow keeps the first cell; this table has no namespace column.
+  const show = async () => {
+    const bot = await loadBot(ns);
+    if (!alive()) return;
+    summary.replaceChildren(h("td"));
+    fillRow(summary, bot);
+    summary.firstChild.remove();
+  };
+  let pending = null;
+  watch(ns, "", alive, {
+    onOpen: show,
+    onChange: (change) => {
+      const at = ["ns", ns, change.domain, change.entity, change.key];
+      changes.prepend(
+        h("li", { "data-seq": change.seq }, `#${change.seq} ${when(change.at, true)} ${change.op} `, h("a", { href: link(at) }, addressText(change)), ` v${change.version}`),
+      );
+      while (changes.children.length > 200) changes.lastChild.remove();
+      // Coalesce a burst of changes into one re-read of the bot's state.
+      pending ??= setTimeout(() => {
+        pending = null;
+        show().catch(() => {});
+      }, 50);
+    },
+  });
 }
 
-async function domainView(alive, ns, domain) {
+async function domainView(alive, query, ns, domain) {
   quiet();
   const items = (await api(`/v1/${enc(ns)}/${enc(domain)}`)).body.items;
   if (!alive()) return;
@@ -487,78 +608,273 @@ function jsonTree(value, depth = 0) {
   return h("span", { class: typeof value === "string" ? "s" : "n" }, JSON.stringify(value));
 }
 
-async function entityView(alive, ns, domain, entity) {
+/** The entity's records, now or (`?at=`) as they stood at a past time, a page at a time. */
+async function entityView(alive, query, ns, domain, entity) {
   quiet();
+  const at = query.get("at");
   const counts = (await api(`/v1/${enc(ns)}/${enc(domain)}`)).body.items;
   const total = (counts.find((i) => i.name === entity) || {}).records || 0;
   if (!alive()) return;
-  if (!total) return message(`Entity “${entity}” has no records in ${ns} / ${domain}.`);
   const cursors = [null];
   const body = h("tbody");
-  const count = h("span", { class: "muted" });
+  const count = h("span", { class: "muted", id: "entity-count" });
   const prev = h("button", { type: "button" }, "Previous page");
   const next = h("button", { type: "button" }, "Next page");
+  const atInput = h("input", { id: "at", value: at || nowText(), size: 22, spellcheck: false, "aria-label": "Time (RFC 3339)" });
+  const here = link(["ns", ns, domain, entity]);
+  const atForm = h(
+    "form",
+    { class: "toolbar", onsubmit: (e) => (e.preventDefault(), (location.hash = `${here}?at=${enc(atInput.value.trim())}`)) },
+    h("label", { for: "at" }, "As of"),
+    atInput,
+    h("button", { type: "submit" }, "Show at this time"),
+    at ? h("a", { href: here }, "Back to now") : null,
+  );
   let index = 0;
-  let nextCursor = null;
   const load = async (i) => {
     const cursor = cursors[i];
-    const query = `values=true&limit=${RECORD_PAGE}` + (cursor ? `&cursor=${enc(cursor)}` : "");
+    const query = `values=true&limit=${RECORD_PAGE}` + (cursor ? `&cursor=${enc(cursor)}` : "") + (at ? `&at=${enc(at)}` : "");
     const page = (await api(`${entityPath(ns, domain, entity)}/records?${query}`)).body;
     if (!alive()) return;
     index = i;
-    nextCursor = page.next_cursor || null;
-    if (nextCursor) cursors[i + 1] = nextCursor;
+    if (page.next_cursor) cursors[i + 1] = page.next_cursor;
     prev.disabled = index === 0;
-    next.disabled = !nextCursor;
-    count.textContent = `${total} records · page ${index + 1} of ${Math.ceil(total / RECORD_PAGE)}`;
-    body.replaceChildren(
-      ...page.items.map((item) =>
-        h(
-          "tr",
-          { "data-key": item.key },
-          h("td", {}, h("a", { href: link(["ns", ns, domain, entity, item.key]) }, item.key)),
-          h("td", { class: "num" }, item.version),
-          h("td", {}, when(item.updated_at)),
-          h("td", { class: "json" }, jsonTree(item.value, 2)),
+    next.disabled = !page.next_cursor;
+    count.textContent = at
+      ? `as of ${at} · page ${index + 1}`
+      : `${total} records · page ${index + 1} of ${Math.ceil(total / RECORD_PAGE)}`;
+    if (!page.items.length) body.replaceChildren(h("tr", {}, h("td", { colspan: 4, class: "notice" }, `No records at ${at}.`)));
+    else
+      body.replaceChildren(
+        ...page.items.map((item) =>
+          h(
+            "tr",
+            { "data-key": item.key },
+            h("td", {}, h("a", { href: link(["ns", ns, domain, entity, item.key]) }, item.key)),
+            h("td", { class: "num" }, item.version),
+            h("td", {}, when(item.updated_at)),
+            h("td", { class: "json" }, jsonTree(item.value, 2)),
+          ),
         ),
-      ),
-    );
+      );
   };
   prev.addEventListener("click", () => load(index - 1).catch((e) => showError(e, alive)));
   next.addEventListener("click", () => load(index + 1).catch((e) => showError(e, alive)));
   const heads = ["Key", "Version", "Written", "Value"];
+  if (!total && !at) {
+    // Gone now, but its records may be in the history: the time form stays.
+    main.replaceChildren(h("p", { class: "notice", role: "alert" }, `Entity “${entity}” has no records in ${ns} / ${domain}.`), atForm);
+    return;
+  }
   main.replaceChildren(
-    h("h1", {}, `${ns} / ${domain} / ${entity}`),
+    h("h1", {}, `${ns} / ${domain} / ${entity}` + (at ? ` at ${at}` : "")),
+    atForm,
     h("div", { class: "toolbar" }, count, prev, next),
-    h("table", {}, h("thead", {}, h("tr", {}, heads.map((t) => h("th", { scope: "col" }, t)))), body),
+    h("table", { id: "records" }, h("thead", {}, h("tr", {}, heads.map((t) => h("th", { scope: "col" }, t)))), body),
   );
   await load(0);
 }
 
-async function recordView(alive, ns, domain, entity, key) {
-  quiet();
-  let answer;
-  try {
-    answer = await api(`${entityPath(ns, domain, entity)}/records/${enc(key)}`);
-  } catch (error) {
-    if (error instanceof Problem && error.status === 404) {
-      return message(`There is no record “${key}” in ${ns} / ${domain} / ${entity}.`);
-    }
-    throw error;
+/** Line diff (longest common subsequence) of two pretty-printed values. */
+function diffLines(a, b) {
+  const n = a.length;
+  const m = b.length;
+  if (n * m > 4_000_000) return [...a.map((l) => ["-", l]), ...b.map((l) => ["+", l])];
+  const lcs = Array.from({ length: n + 1 }, () => new Uint32Array(m + 1));
+  for (let i = n - 1; i >= 0; i--)
+    for (let j = m - 1; j >= 0; j--) lcs[i][j] = a[i] === b[j] ? lcs[i + 1][j + 1] + 1 : Math.max(lcs[i + 1][j], lcs[i][j + 1]);
+  const out = [];
+  let i = 0;
+  let j = 0;
+  while (i < n && j < m) {
+    if (a[i] === b[j]) out.push([" ", a[i++], j++]);
+    else if (lcs[i + 1][j] >= lcs[i][j + 1]) out.push(["-", a[i++]]);
+    else out.push(["+", b[j++]]);
   }
-  if (!alive()) return;
-  const version = (answer.headers.get("ETag") || "").replaceAll('"', "");
-  main.replaceChildren(
-    h("h1", {}, `${ns} / ${domain} / ${entity} / ${key}`),
+  while (i < n) out.push(["-", a[i++]]);
+  while (j < m) out.push(["+", b[j++]]);
+  return out;
+}
+
+const pretty = (entry) => (entry.op === "delete" ? ["(deleted)"] : JSON.stringify(entry.value, null, 2).split("\n"));
+
+function diffView(older, newer) {
+  const lines = diffLines(pretty(older), pretty(newer));
+  const changed = lines.some(([mark]) => mark !== " ");
+  return h(
+    "div",
+    { id: "diff" },
+    h("h3", {}, `Version ${older.version} → version ${newer.version}`, changed ? "" : " (no difference)"),
     h(
-      "dl",
-      { class: "meta" },
-      h("dt", {}, "Version"),
-      h("dd", { id: "record-version" }, version),
-      h("dt", {}, "Written"),
-      h("dd", {}, when(answer.headers.get("Last-Modified"))),
+      "pre",
+      { class: "diff" },
+      lines.map(([mark, text]) =>
+        mark === "-" ? h("del", {}, `- ${text}\n`) : mark === "+" ? h("ins", {}, `+ ${text}\n`) : h("span", {}, `  ${text}\n`),
+      ),
     ),
-    h("div", { class: "json", id: "record-value" }, jsonTree(answer.body)),
+  );
+}
+
+async function recordView(alive, query, ns, domain, entity, key) {
+  liveText = "live · watching changes";
+  const path = `${entityPath(ns, domain, entity)}/records/${enc(key)}`;
+  const valueBox = h("div");
+  const historyBox = h("div");
+  let selected = null; // [older, newer] versions chosen for the diff
+  const render = async () => {
+    let answer = null;
+    try {
+      answer = await api(path);
+    } catch (error) {
+      if (!(error instanceof Problem && error.status === 404)) throw error;
+    }
+    let versions = [];
+    try {
+      versions = (await api(`${path}/history?values=true&limit=50`)).body.items;
+    } catch (error) {
+      if (!(error instanceof Problem && [404, 409].includes(error.status))) throw error;
+      if (error.status === 409) historyBox.replaceChildren(h("p", { class: "muted" }, error.message));
+    }
+    if (!alive()) return false;
+    if (answer === null && !versions.length) return false;
+    const version = answer ? (answer.headers.get("ETag") || "").replaceAll('"', "") : "deleted";
+    valueBox.replaceChildren(
+      h(
+        "dl",
+        { class: "meta" },
+        h("dt", {}, "Version"),
+        h("dd", { id: "record-version" }, version),
+        h("dt", {}, "Written"),
+        h("dd", {}, answer ? when(answer.headers.get("Last-Modified")) : "—"),
+      ),
+      h("div", { class: "json", id: "record-value" }, answer ? jsonTree(answer.body) : h("p", { class: "notice" }, "This record is deleted; its history is below.")),
+    );
+    if (versions.length) historyBox.replaceChildren(historyTable(versions));
+    return true;
+  };
+  const historyTable = (versions) => {
+    const byVersion = new Map(versions.map((v) => [String(v.version), v]));
+    if (!selected || !byVersion.has(selected[0]) || !byVersion.has(selected[1]))
+      selected = [String((versions[1] || versions[0]).version), String(versions[0].version)];
+    const diffBox = h("div");
+    const redraw = () => diffBox.replaceChildren(diffView(byVersion.get(selected[0]), byVersion.get(selected[1])));
+    const choose = (side, v) => h("input", {
+      type: "radio",
+      name: `diff-${side}`,
+      value: String(v.version),
+      checked: selected[side] === String(v.version),
+      "aria-label": `${side === 0 ? "from" : "to"} version ${v.version}`,
+      onchange: () => {
+        selected[side] = String(v.version);
+        redraw();
+      },
+    });
+    const heads = ["From", "To", "Version", "Change", "Time", "Writer (token)", "Value"];
+    redraw();
+    return h(
+      "div",
+      {},
+      h(
+        "table",
+        { id: "history" },
+        h("thead", {}, h("tr", {}, heads.map((t) => h("th", { scope: "col" }, t)))),
+        h(
+          "tbody",
+          {},
+          versions.map((v) =>
+            h(
+              "tr",
+              { "data-version": v.version },
+              h("td", {}, choose(0, v)),
+              h("td", {}, choose(1, v)),
+              h("td", { class: "num" }, v.version),
+              h("td", {}, v.op),
+              h("td", {}, when(v.at, true)),
+              h("td", {}, v.token_id ?? "—"),
+              h("td", { class: "json" }, v.op === "delete" ? "—" : jsonTree(v.value, 2)),
+            ),
+          ),
+        ),
+      ),
+      diffBox,
+    );
+  };
+  main.replaceChildren(h("h1", {}, `${ns} / ${domain} / ${entity} / ${key}`), valueBox, h("h2", {}, "History"), historyBox);
+  if (!(await render())) return message(`There is no record “${key}” in ${ns} / ${domain} / ${entity}.`);
+  watch(ns, `?domain=${enc(domain)}&entity=${enc(entity)}`, alive, {
+    onOpen: render,
+    onChange: (change) => change.key === key && render().catch(() => {}),
+  });
+}
+
+/**
+ * Restore (admin): preview with a dry run, then confirm. The panel is shown only to a token that
+ * may restore, asked of the service itself: the scope check comes before the body is read, so
+ * an empty body answers 403 to a read token and 400 to an admin one, and changes nothing.
+ */
+async function restorePanel(ns) {
+  try {
+    await api(`/v1/${enc(ns)}/restore`, { method: "POST", body: {} });
+  } catch (error) {
+    if (!(error instanceof Problem) || error.status !== 400) return h("p", { class: "muted", id: "restore-absent" }, "Restore needs an admin token.");
+  }
+  const atInput = h("input", { id: "restore-at", value: nowText(), size: 22, spellcheck: false });
+  const domainInput = h("input", { id: "restore-domain", placeholder: "all domains", size: 12 });
+  const entityInput = h("input", { id: "restore-entity", placeholder: "all entities", size: 24 });
+  const result = h("div", { id: "restore-result", "aria-live": "polite" });
+  const request = (dryRun) => {
+    const body = { at: atInput.value.trim(), dry_run: dryRun };
+    if (domainInput.value.trim()) body.domain = domainInput.value.trim();
+    if (entityInput.value.trim()) body.entity = entityInput.value.trim();
+    return body;
+  };
+  const run = async (body) => {
+    try {
+      return (await api(`/v1/${enc(ns)}/restore`, { method: "POST", body })).body;
+    } catch (error) {
+      if (error instanceof Problem) result.replaceChildren(h("p", { class: "error", role: "alert" }, error.message));
+      else throw error;
+      return null;
+    }
+  };
+  const preview = async (event) => {
+    event.preventDefault();
+    const body = request(true);
+    const plan = await run(body);
+    if (!plan) return;
+    const scope = [body.domain, body.entity].filter(Boolean).join(" / ") || "the whole namespace";
+    const confirm = h("button", { type: "button", id: "restore-confirm" }, `Restore ${scope} to ${body.at}`);
+    confirm.addEventListener("click", async () => {
+      confirm.disabled = true;
+      const done = await run({ ...body, dry_run: false });
+      if (done) result.replaceChildren(h("p", { id: "restore-done", role: "status" }, `Restored ${scope} to ${body.at}: ${done.puts} put, ${done.deletes} deleted.`));
+    });
+    const rows = (plan.changes || []).map((c) =>
+      h("tr", {}, h("td", {}, c.op), h("td", {}, h("a", { href: link(["ns", ns, c.domain, c.entity, c.key]) }, addressText(c))), h("td", { class: "json" }, c.op === "delete" ? "—" : jsonTree(c.value, 2))),
+    );
+    result.replaceChildren(
+      h("p", { id: "restore-plan" }, `Dry run: ${plan.puts} to put back, ${plan.deletes} to delete.`),
+      rows.length ? h("table", {}, h("thead", {}, h("tr", {}, ["Change", "Record", "Value"].map((t) => h("th", { scope: "col" }, t)))), h("tbody", {}, rows)) : h("p", {}, "Nothing to change."),
+      rows.length ? confirm : null,
+    );
+  };
+  return h(
+    "section",
+    { id: "restore", "aria-labelledby": "restore-title" },
+    h("h2", { id: "restore-title" }, "Restore"),
+    h("p", { class: "muted" }, "Write the state as of a time back as new versions (kept in the history). Preview first; nothing changes until you confirm."),
+    h(
+      "form",
+      { class: "toolbar", onsubmit: preview },
+      h("label", { for: "restore-at" }, "Time"),
+      atInput,
+      h("label", { for: "restore-domain" }, "Domain"),
+      domainInput,
+      h("label", { for: "restore-entity" }, "Entity"),
+      entityInput,
+      h("button", { type: "submit", id: "restore-preview" }, "Preview (dry run)"),
+    ),
+    result,
   );
 }
 
