@@ -22,6 +22,8 @@ REQUIRED = [
     "tests.test_schemathesis",
     "tests.test_bench_smoke",
     "tests.test_fast_path",
+    "tests.test_history",
+    "tests.test_watch",
     "client.python.tests",
 ]
 

@@ -1,4 +1,5 @@
-"""Command layer: `persistd serve | migrate | token | import-dump | export-dump`."""
+"""Command layer: `persistd serve | migrate | token | import-dump | export-dump | history |
+restore`."""
 
 import argparse
 import asyncio
@@ -11,7 +12,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TypeVar
 
-from . import auth
+from . import auth, history_cli
 from .config import Settings, get_settings
 from .db import asyncpg_dsn, migrate
 from .errors import AppError
@@ -182,6 +183,12 @@ def cmd_dump(args: argparse.Namespace) -> int:
     return 1 if report.skipped else 0
 
 
+def cmd_history(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    with database(settings) as url:
+        return history_cli.command(args, settings, lambda work: _with_store(url, settings, work))
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="persistd", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -235,6 +242,9 @@ def build_parser() -> argparse.ArgumentParser:
         d.add_argument("--namespace", default="default", help="namespace (default: default)")
         with_database(d)
         d.set_defaults(func=cmd_dump)
+    for p in history_cli.add_parsers(sub):
+        with_database(p)
+        p.set_defaults(func=cmd_history)
     return parser
 
 

@@ -3,9 +3,10 @@ one reader of the decimal numbers clients write in headers and tokens."""
 
 import re
 import unicodedata
+from datetime import datetime
 from urllib.parse import unquote_to_bytes
 
-from .errors import InvalidName
+from .errors import InvalidName, InvalidRequest
 
 MAX_NAME_BYTES = 512
 _SLUG = re.compile(r"[a-z0-9][a-z0-9_.-]{0,62}")
@@ -51,3 +52,14 @@ def decode_segment(kind: str, raw: str) -> str:
     except UnicodeDecodeError:
         raise InvalidName(f"{kind} is not valid UTF-8 once percent-decoded") from None
     return check_name(kind, value)
+
+
+def parse_time(name: str, text: str) -> datetime:
+    """An RFC 3339 time with an offset; 400 otherwise."""
+    try:
+        when = datetime.fromisoformat(text)
+    except ValueError:
+        when = None
+    if when is None or when.tzinfo is None:
+        raise InvalidRequest(f"{name} must be an RFC 3339 time with an offset; got {text!r}")
+    return when

@@ -15,6 +15,7 @@ from persistd.db import asyncpg_dsn
 from persistd.history import prune
 from persistd.store import HistoryPolicy, Store
 from tests.support import Service, database_server, scratch_database
+from tests.test_auth import new_token, persistd
 
 
 def rec(ns: str, key: str, domain: str = "misc", entity: str = "e") -> str:
@@ -264,3 +265,46 @@ def test_retention_prunes_old_history_and_never_current_records(ns: str) -> None
         assert restore.json()["code"] == "history_pruned"
         recent = (datetime.now(UTC) - timedelta(days=20)).isoformat()
         assert state(http, ns, at=recent) == {"old": 2}
+
+
+def test_cli_shows_history_restores_and_prunes(
+    database_url: str, http: httpx.Client, ns: str
+) -> None:
+    http.put(rec(ns, "a/b"), json={"n": 1})
+    t1 = datetime.now(UTC).isoformat()
+    http.put(rec(ns, "a/b"), json={"n": 2})
+    shown = persistd(database_url, "history", "show", ns, "misc", "e", "a/b")
+    assert shown.returncode == 0, shown.stderr
+    lines = shown.stdout.splitlines()
+    assert lines[0].startswith("seq\tversion") and len(lines) == 3
+    assert lines[1].split("\t")[1:3] == ["2", "put"] and lines[1].endswith('{"n": 2}')
+    dry = persistd(database_url, "restore", ns, "--at", t1, "--dry-run")
+    assert dry.returncode == 0, dry.stderr
+    assert dry.stdout.splitlines()[-1] == "would write 1 puts and 0 deletes"
+    assert http.get(rec(ns, "a/b")).json() == {"n": 2}
+    done = persistd(database_url, "restore", ns, "--at", t1)
+    assert done.stdout.splitlines()[-1] == "wrote 1 puts and 0 deletes"
+    assert http.get(rec(ns, "a/b")).json() == {"n": 1}
+    bad = persistd(database_url, "restore", ns, "--at", "yesterday")
+    assert bad.returncode == 1 and "RFC 3339" in bad.stderr
+    pruned = persistd(database_url, "history", "prune")
+    assert pruned.returncode == 0 and pruned.stdout.startswith("pruned ")
+
+
+def test_restore_needs_admin_and_the_log_names_the_writer(database_url: str, ns: str) -> None:
+    writer = new_token(database_url, "read,write", ns)
+    admin = new_token(database_url, "admin", ns)
+    with Service(database_url, env={"PERSISTD_AUTH": "on"}) as svc:
+        as_writer = httpx.Client(base_url=svc.url, headers={"Authorization": f"Bearer {writer}"})
+        as_admin = httpx.Client(base_url=svc.url, headers={"Authorization": f"Bearer {admin}"})
+        with as_writer, as_admin:
+            assert as_writer.put(rec(ns, "k"), json=1).status_code == 201
+            t1 = datetime.now(UTC).isoformat()
+            assert as_writer.put(rec(ns, "k"), json=2).status_code == 200
+            denied = as_writer.post(f"/v1/{ns}/restore", json={"at": t1})
+            assert denied.status_code == 403
+            assert as_admin.post(f"/v1/{ns}/restore", json={"at": t1}).status_code == 200
+            items = as_writer.get(rec(ns, "k") + "/history").json()["items"]
+            writer_id, admin_id = (int(t.split("_")[1]) for t in (writer, admin))
+            assert [i["token_id"] for i in items] == [admin_id, writer_id, writer_id]
+            assert httpx.get(f"{svc.url}/v1/{ns}/changes").status_code == 401

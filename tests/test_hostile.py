@@ -365,6 +365,61 @@ CASES: list[tuple[str, Build, int, set[str]]] = [
 ]  # fmt: skip
 
 
+def _ns(ns: str, tail: bytes) -> bytes:
+    return b"/v1/" + ns.encode() + tail
+
+
+def _get(path: Build, *headers: bytes) -> Build:
+    return lambda ns: request_bytes("GET", path(ns), None, headers)
+
+
+def _restore(body: bytes) -> Build:
+    return lambda ns: request_bytes("POST", _ns(ns, b"/restore"), body)
+
+
+BAD = {"invalid_request"}
+# History: bad times, cursors, sequence numbers and versions.
+CASES += [
+    ("at-words", _get(lambda ns: _coll(ns, b"/records?at=yesterday")), 400, BAD),
+    ("at-month-13", _get(lambda ns: _coll(ns, b"/records?at=2026-13-01T00:00:00Z")), 400, BAD),
+    ("at-no-offset", _get(lambda ns: _coll(ns, b"/records?at=2026-12-01T00:00:00")), 400, BAD),
+    ("at-date-only", _get(lambda ns: _coll(ns, b"/records?at=2026-12-01")), 400, BAD),
+    ("at-year-0", _get(lambda ns: _coll(ns, b"/records?at=0000-01-01T00:00:00Z")), 400, BAD),
+    ("at-with-newest", _get(lambda ns: _coll(ns, b"/records?at=2026-12-01T00:00:00Z&newest=1")),
+     400, BAD),
+    ("history-cursor-garbage", _get(lambda ns: _rec(ns) + b"/history?cursor=!!!"), 400, BAD),
+    ("history-cursor-not-a-seq", _get(lambda ns: _rec(ns) + b"/history?cursor=YWJj"), 400, BAD),
+    ("history-cursor-huge",
+     _get(lambda ns: _rec(ns) + b"/history?cursor=OTk5OTk5OTk5OTk5OTk5OTk5OTk5"), 400, BAD),
+    ("history-limit-0", _get(lambda ns: _rec(ns) + b"/history?limit=0"), 400, BAD),
+    ("version-0", _get(lambda ns: _rec(ns) + b"?version=0"), 400, BAD),
+    ("version-negative", _get(lambda ns: _rec(ns) + b"?version=-1"), 400, BAD),
+    ("version-words", _get(lambda ns: _rec(ns) + b"?version=two"), 400, BAD),
+    ("version-2^63", _get(lambda ns: _rec(ns) + b"?version=9223372036854775808"), 400, BAD),
+    ("version-arabic-digit", _get(lambda ns: _rec(ns) + b"?version=%D9%A1"), 400, BAD),
+    ("changes-since-negative", _get(lambda ns: _ns(ns, b"/changes?since=-1")), 400, BAD),
+    ("changes-since-words", _get(lambda ns: _ns(ns, b"/changes?since=abc")), 400, BAD),
+    ("changes-since-2^63", _get(lambda ns: _ns(ns, b"/changes?since=9223372036854775808")), 400,
+     BAD),
+    ("changes-bad-domain", _get(lambda ns: _ns(ns, b"/changes?domain=BAD")), 400,
+     {"invalid_name"}),
+    ("changes-bad-namespace", _get(lambda ns: b"/v1/BAD/changes"), 400, {"invalid_name"}),
+    ("watch-since-negative", _get(lambda ns: _ns(ns, b"/watch?since=-5")), 400, BAD),
+    ("watch-last-event-id-words", _get(lambda ns: _ns(ns, b"/watch"), b"Last-Event-ID: abc"), 400,
+     BAD),
+    ("watch-last-event-id-huge", _get(lambda ns: _ns(ns, b"/watch"),
+     b"Last-Event-ID: 99999999999999999999999"), 400, BAD),
+    ("watch-bad-entity", _get(lambda ns: _ns(ns, b"/watch?entity=..")), 400, {"invalid_name"}),
+    ("restore-at-words", _restore(b'{"at":"soon"}'), 400, BAD),
+    ("restore-at-no-offset", _restore(b'{"at":"2026-12-01T00:00:00"}'), 400, BAD),
+    ("restore-no-at", _restore(b'{"dry_run":true}'), 400, BAD),
+    ("restore-extra-field", _restore(b'{"at":"2026-12-01T00:00:00Z","all":true}'), 400, BAD),
+    ("restore-bad-domain", _restore(b'{"at":"2026-12-01T00:00:00Z","domain":"X"}'), 400,
+     {"invalid_name"}),
+    ("restore-garbage", _restore(b"{"), 400, {"invalid_json"}),
+]  # fmt: skip
+
+
 @pytest.mark.parametrize(("build", "status", "codes"), [c[1:] for c in CASES],
                          ids=[c[0] for c in CASES])  # fmt: skip
 def test_hostile_request_gets_a_problem_and_stores_nothing(

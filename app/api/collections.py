@@ -9,7 +9,7 @@ from starlette.responses import Response
 from .. import body
 from ..auth import require
 from ..errors import InvalidRequest, PayloadTooLarge
-from ..names import check_name
+from ..names import check_name, parse_time
 from ..shapes import check_value
 from ..store import history as log
 from .common import (
@@ -27,7 +27,6 @@ from .common import (
     validated,
     writer_of,
 )
-from .history import parse_time
 from .schemas import (
     BatchGetOut,
     BatchGetRequest,

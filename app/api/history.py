@@ -97,17 +97,6 @@ class RestoreOut(BaseModel):
     )
 
 
-def parse_time(name: str, text: str) -> datetime:
-    """An RFC 3339 time with an offset; 400 otherwise."""
-    try:
-        when = datetime.fromisoformat(text)
-    except ValueError:
-        when = None
-    if when is None or when.tzinfo is None:
-        raise InvalidRequest(f"{name} must be an RFC 3339 time with an offset; got {text!r}")
-    return when
-
-
 def parse_seq(name: str, text: str) -> int:
     number = ascii_int(text.strip())
     if number is None or number > MAX_SEQ:
