@@ -13,6 +13,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 from signal import SIGKILL
@@ -230,12 +231,13 @@ def test_fleet_with_500_namespaces_reads_only_the_rows_on_screen(
     from playwright.sync_api import expect
 
     prefix = f"f{uuid.uuid4().hex[:6]}"
-    for i in range(500):
+
+    def seed(i: int) -> int:
         body = [["s_x", {"symbol": f"S{i}", "position": "long", "priceOpen": i}]]
-        assert (
-            http.put(f"/v1/{prefix}-{i:03d}/risk/r_x/records/positions", json=body).status_code
-            == 201
-        )
+        return http.put(f"/v1/{prefix}-{i:03d}/risk/r_x/records/positions", json=body).status_code
+
+    with ThreadPoolExecutor(8) as pool:
+        assert set(pool.map(seed, range(500))) == {201}
     started = time.monotonic()
     page = console.open()
     page.fill("#filter", prefix)
@@ -311,35 +313,6 @@ def test_sign_in_refuses_a_wrong_token_and_a_revoked_one_returns_to_sign_in(
     page.goto(f"{secured.url}/console#/ns/{prefix}-bot")
     expect(page.locator("#restore-preview")).to_be_visible()
     console.close()
-
-
-def test_the_fleet_shows_reconnecting_while_persistd_is_down_and_resumes_after(
-    browser: Any, database_url: str, service_url: str, http: httpx.Client, ns: str
-) -> None:
-    from playwright.sync_api import expect
-
-    entity = f"/v1/{ns}/signal/ETHUSDT_s_x/records/ETHUSDT"
-    row = {
-        **{"id": "sig-1", "symbol": "ETHUSDT", "strategyName": "s", "exchangeName": "x"},
-        **{"position": "short", "priceTakeProfit": 8, "priceStopLoss": 12},
-    }
-    assert http.put(entity, json={**row, "priceOpen": 10}).status_code == 201
-    with Service(database_url) as own:
-        console = Console(browser, own.url)
-        page = console.open()
-        page.fill("#filter", ns)
-        entry = page.locator(f'tr[data-ns="{ns}"] tr.signal .entry')
-        expect(entry).to_have_text("10")
-        expect(page.locator("#status")).to_have_text("live · polling every 1 s")
-
-        own.stop()
-        expect(page.locator("#status")).to_have_text("reconnecting…", timeout=5_000)
-        # A change made while this instance is down, through another one on the same database.
-        assert http.put(entity, json={**row, "priceOpen": 11}).status_code == 200
-        own.start()
-        expect(page.locator("#status")).to_have_text("live · polling every 1 s", timeout=5_000)
-        expect(entry).to_have_text("11", timeout=2_000)
-        console.close()
 
 
 def test_console_assets_ship_in_the_package_and_forbid_other_origins(
@@ -469,31 +442,47 @@ def test_restore_previews_then_puts_a_bots_namespace_back_and_the_history_shows_
     expect(page.locator("#diff del")).to_contain_text(["null"])
 
 
-def test_the_bot_page_shows_reconnecting_and_resumes_its_watch_with_no_missed_change(
+def test_pages_show_reconnecting_while_persistd_is_down_and_resume_with_no_missed_change(
     browser: Any, database_url: str, http: httpx.Client, ns: str
 ) -> None:
+    """The bot page follows the watch stream (resumed by Last-Event-ID); the fleet polls."""
     from playwright.sync_api import expect
 
+    signal_path = f"/v1/{ns}/signal/ETHUSDT_s_x/records/ETHUSDT"
+    row = {
+        **{"id": "sig-1", "symbol": "ETHUSDT", "strategyName": "s", "exchangeName": "x"},
+        **{"position": "short", "priceTakeProfit": 8, "priceStopLoss": 12},
+    }
+
     def put(n: int) -> None:
-        assert http.put(f"/v1/{ns}/misc/e/records/k{n}", json={"n": n}).is_success
+        assert http.put(signal_path, json={**row, "priceOpen": 10 + n}).is_success
 
     put(0)
     with Service(database_url) as own:
         console = Console(browser, own.url)
-        page = console.open(f"#/ns/{ns}")
-        status = page.locator("#status")
-        expect(status).to_have_text("live · watching changes")
+        bot_page = console.open(f"#/ns/{ns}")
+        fleet = console.context.new_page()
+        fleet.goto(f"{own.url}/console")
+        fleet.fill("#filter", ns)
+        entry = fleet.locator(f'tr[data-ns="{ns}"] tr.signal .entry')
+        expect(entry).to_have_text("10")
+        bot_status = bot_page.locator("#status")
+        expect(bot_status).to_have_text("live · watching changes")
+        expect(fleet.locator("#status")).to_have_text("live · polling every 1 s")
         put(1)
-        changes = page.locator("#changes li")
+        changes = bot_page.locator("#changes li")
         expect(changes).to_have_count(1)
 
         own.stop(SIGKILL)  # a crash: open watch streams are cut, not ended
-        expect(status).to_have_text("reconnecting…", timeout=5_000)
+        expect(bot_status).to_have_text("reconnecting…", timeout=5_000)
+        expect(fleet.locator("#status")).to_have_text("reconnecting…", timeout=5_000)
         for n in (2, 3, 4):  # through another persistd on the same database
             put(n)
         own.start()
-        expect(status).to_have_text("live · watching changes", timeout=5_000)
+        expect(bot_status).to_have_text("live · watching changes", timeout=5_000)
         expect(changes).to_have_count(4, timeout=2_000)
+        expect(entry).to_have_text("14", timeout=2_000)
+        expect(bot_page.locator("#bot tr.signal .entry")).to_have_text("14")
         put(5)
         expect(changes).to_have_count(5, timeout=2_000)
         shown = [int(s) for s in changes.evaluate_all("(els) => els.map((e) => e.dataset.seq)")]
