@@ -374,6 +374,14 @@ def test_record_history_shows_every_version_and_a_diff_between_two(
     expect(page.locator("#history tbody tr").first).to_contain_text("delete")
     expect(page.locator("#record-value")).to_contain_text("This record is deleted")
 
+    # Older versions a page at a time.
+    for n in range(50):
+        assert http.put(path, json={**versions[2], "retryOpenCount": n}).is_success
+    expect(history).to_have_count(50, timeout=5_000)
+    page.click("#older")
+    expect(history).to_have_count(54)
+    expect(page.locator("#older")).to_have_count(0)
+
     # The whole entity at a chosen past time.
     page.goto(f"{console.service_url}/console#/ns/{ns}/strategy/BTCUSDT_s_x")
     page.fill("#at", between)

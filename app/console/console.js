@@ -8,6 +8,7 @@ const LIST_POLL_MS = 5000; // the namespace list (a count over every record) thi
 const FLEET_PAGE = 50; // fleet rows per page
 const RECORD_PAGE = 50; // records per page in the record browser
 const ENTITY_PAGE = 100; // entities per page
+const HISTORY_PAGE = 50; // versions per "Older versions" step
 const ENTITY_CAP = 50; // entities read per domain for one fleet row: a bot trades a few symbols
 const FLEET_DOMAINS = ["signal", "schedule", "risk", "partial", "breakeven"];
 
@@ -721,6 +722,8 @@ async function recordView(alive, query, ns, domain, entity, key) {
   const valueBox = h("div");
   const historyBox = h("div");
   let selected = null; // [older, newer] versions chosen for the diff
+  let historyLimit = HISTORY_PAGE; // the newest versions shown; "Older versions" adds a page
+  let more = false;
   const render = async () => {
     let answer = null;
     try {
@@ -730,7 +733,9 @@ async function recordView(alive, query, ns, domain, entity, key) {
     }
     let versions = [];
     try {
-      versions = (await api(`${path}/history?values=true&limit=50`)).body.items;
+      const page = (await api(`${path}/history?values=true&limit=${historyLimit}`)).body;
+      versions = page.items;
+      more = page.next_cursor !== null;
     } catch (error) {
       if (!(error instanceof Problem && [404, 409].includes(error.status))) throw error;
       if (error.status === 409) historyBox.replaceChildren(h("p", { class: "muted" }, error.message));
@@ -796,6 +801,11 @@ async function recordView(alive, query, ns, domain, entity, key) {
           ),
         ),
       ),
+      more && historyLimit < 1000
+        ? h("button", { type: "button", id: "older", onclick: () => ((historyLimit += HISTORY_PAGE), render().catch(() => {})) }, "Older versions")
+        : more
+          ? h("p", { class: "muted" }, "The 1000 newest versions are shown; `persistd history show` lists every one.")
+          : null,
       diffBox,
     );
   };
