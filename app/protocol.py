@@ -1,5 +1,7 @@
 """Transport layer: uvicorn's httptools protocol, answering unparsable requests as problem+json."""
 
+from typing import Any
+
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from .errors import PROBLEM_MEDIA_TYPE, problem_body
@@ -29,3 +31,20 @@ class HttpProtocol(HttpToolsProtocol):
         head.append(b"connection: close\r\n\r\n")
         self.transport.write(b"".join(head) + body)
         self.transport.close()
+
+    def shutdown(self) -> None:
+        # An event stream never completes by itself, so a graceful shutdown would wait for it
+        # until it is killed. It ends as a dropped connection instead: watch clients resume
+        # from their Last-Event-ID (on another instance, or on this one once restarted).
+        cycle = self.cycle
+        if cycle is not None and not cycle.response_complete and _is_watch(cycle.scope):
+            cycle.disconnected = True
+            cycle.message_event.set()
+            self.transport.close()
+            return
+        super().shutdown()
+
+
+def _is_watch(scope: Any) -> bool:
+    path: str = scope.get("path", "")
+    return scope.get("method") == "GET" and path.startswith("/v1/") and path.endswith("/watch")

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import asyncpg
 import orjson
+from starlette.types import Receive
 
 from .config import Settings
 from .db import asyncpg_dsn
@@ -26,6 +27,11 @@ CHANNEL = "persistd_changes"
 NOTIFY_EVERY = 0.005  # seconds: one pg_notify per interval at most, however many writes
 TAIL_PAGE = 1000
 logger = logging.getLogger("persistd.watch")
+
+
+async def _disconnected(receive: Receive) -> None:
+    while (await receive())["type"] != "http.disconnect":
+        pass
 
 
 def change_json(change: Change) -> dict[str, object]:
@@ -194,14 +200,26 @@ class Hub:
         self._subscribers.discard(sub)
 
     async def stream(
-        self, namespace: str, domain: str | None, entity: str | None, since: int | None
+        self,
+        namespace: str,
+        domain: str | None,
+        entity: str | None,
+        since: int | None,
+        receive: Receive,
     ) -> AsyncIterator[bytes]:
-        """The SSE body: catch up from `since` through the change log, then follow the hub."""
+        """The SSE body: catch up from `since` through the change log, then follow the hub.
+
+        `receive` tells when the client went away (or the server is shutting down), so the
+        slot is freed at once rather than at the next heartbeat.
+        """
         # Subscribed here, not before the response: a stream that never starts holds no slot.
         sub = await self._subscribe(namespace, domain, entity)
+        gone = asyncio.ensure_future(_disconnected(receive))
         try:
-            yield b"retry: 1000\n\n"
             position = sub.start if since is None else since
+            # The starting position as an event id without data: a client that reconnects
+            # before any change arrived resumes from here, not from a later "now".
+            yield b"retry: 1000\nid: %d\n\n" % position
             while position < sub.start:
                 page = await log.changes(
                     self._store,
@@ -224,20 +242,28 @@ class Hub:
                         resume = orjson.dumps({"resume": position})
                         yield b"event: overflow\ndata: %s\n\n" % resume
                         return
-                    try:
-                        seq, event = await asyncio.wait_for(sub.queue.get(), heartbeat)
-                    except TimeoutError:
+                    getter = asyncio.ensure_future(sub.queue.get())
+                    done, _ = await asyncio.wait(
+                        {getter, gone}, timeout=heartbeat, return_when=asyncio.FIRST_COMPLETED
+                    )
+                    if getter not in done:
+                        getter.cancel()  # not yet run: the queue keeps its item
+                        if gone in done:
+                            return
                         yield HEARTBEAT
                         continue
+                    seq, event = getter.result()
                 else:
                     seq, event = sub.queue.get_nowait()
                 if seq > position:
                     position = seq
                     yield event
         finally:
+            gone.cancel()
             self.unsubscribe(sub)
 
     async def close(self) -> None:
+        """Stop the tail and close the dedicated connections."""
         if self._tail is not None:
             self._tail.cancel()
             with contextlib.suppress(asyncio.CancelledError):

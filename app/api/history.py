@@ -280,7 +280,7 @@ async def watch(
     start = since if last_event_id is None else parse_seq("Last-Event-ID", last_event_id)
     hub: Hub = request.app.state.watch
     hub.admit()
-    stream = hub.stream(ns, dom, ent, start)
+    stream = hub.stream(ns, dom, ent, start, request.receive)
     if max_seconds is not None:
         stream = _bounded(stream, max_seconds)
     return StreamingResponse(

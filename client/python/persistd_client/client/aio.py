@@ -17,6 +17,7 @@ from persistd_client._core.call import (
     Name,
     build_request,
 )
+from persistd_client.client.history import AsyncHistory
 from persistd_client.client.shell import PAGE_SIZE, Shell, Timeout
 from persistd_client.models import (
     BatchGetResult,
@@ -33,7 +34,7 @@ from persistd_client.retry import RetryPolicy
 T = TypeVar("T")
 
 
-class AsyncPersistClient(Shell):
+class AsyncPersistClient(AsyncHistory, Shell):
     """Asyncio persistd client on `httpx.AsyncClient`."""
 
     def __init__(
@@ -82,8 +83,12 @@ class AsyncPersistClient(Shell):
 
     # ---- records ----
 
-    async def get(self, domain: str, entity: Name, key: Name) -> Record:
-        """The record's value and version; NotFound when absent."""
+    async def get(
+        self, domain: str, entity: Name, key: Name, *, version: int | None = None
+    ) -> Record:
+        """The record's value and version; NotFound when absent. `version`: that version."""
+        if version is not None:
+            return await self.get_version(domain, entity, key, version)
         return await self._send(endpoints.get(self.namespace, domain, entity, key))
 
     async def has(self, domain: str, entity: Name, key: Name) -> bool:

@@ -17,6 +17,7 @@ from persistd_client._core.call import (
     Name,
     build_request,
 )
+from persistd_client.client.history import SyncHistory
 from persistd_client.client.shell import PAGE_SIZE, Shell, Timeout
 from persistd_client.models import (
     BatchGetResult,
@@ -33,7 +34,7 @@ from persistd_client.retry import RetryPolicy
 T = TypeVar("T")
 
 
-class PersistClient(Shell):
+class PersistClient(SyncHistory, Shell):
     """Blocking persistd client on `httpx.Client`."""
 
     def __init__(
@@ -82,8 +83,10 @@ class PersistClient(Shell):
 
     # ---- records ----
 
-    def get(self, domain: str, entity: Name, key: Name) -> Record:
-        """The record's value and version; NotFound when absent."""
+    def get(self, domain: str, entity: Name, key: Name, *, version: int | None = None) -> Record:
+        """The record's value and version; NotFound when absent. `version`: that version."""
+        if version is not None:
+            return self.get_version(domain, entity, key, version)
         return self._send(endpoints.get(self.namespace, domain, entity, key))
 
     def has(self, domain: str, entity: Name, key: Name) -> bool:
