@@ -135,8 +135,10 @@ function watch(ns, query, alive, { onOpen, onChange }) {
             const line = buffer.slice(0, end).replace(/\r$/, "");
             buffer = buffer.slice(end + 1);
             if (line === "") {
+              // An id counts even without data: the stream opens with its starting position,
+              // so a drop before the first change still resumes from there.
+              if (event.id !== null) last = event.id;
               if (event.type === "change" && event.data) {
-                if (event.id !== null) last = event.id;
                 onChange(JSON.parse(event.data));
               } else if (event.type === "overflow" && event.data) {
                 last = String(JSON.parse(event.data).resume); // too slow: resume from there
