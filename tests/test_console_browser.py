@@ -449,6 +449,17 @@ def test_restore_previews_then_puts_a_bots_namespace_back_and_the_history_shows_
     )
     expect(page.locator("#diff del")).to_contain_text(["null"])
 
+    # An entity alone, from its page: already at that time, so nothing to change.
+    page.goto(f"{console.service_url}/console#/ns/{ns}/risk/r1_offline")
+    page.get_by_role("link", name="Restore this entity…").click()
+    expect(page.locator("#restore-domain")).to_have_value("risk")
+    expect(page.locator("#restore-entity")).to_have_value("r1_offline")
+    expect(page.locator("#restore-at")).to_be_focused()
+    page.fill("#restore-at", chosen)
+    page.keyboard.press("Enter")
+    expect(page.locator("#restore-plan")).to_have_text("Dry run: 0 to put back, 0 to delete.")
+    expect(page.locator("#restore-result")).to_contain_text("Nothing to change.")
+
 
 def test_pages_show_reconnecting_while_persistd_is_down_and_resume_with_no_missed_change(
     browser: Any, database_url: str, http: httpx.Client, ns: str

@@ -543,8 +543,9 @@ async function namespaceView(alive, query, ns) {
     changes,
     h("h2", {}, "Domains"),
     listingTable(items, (d) => link(["ns", ns, d]), "Domain"),
-    await restorePanel(ns),
+    await restorePanel(ns, query),
   );
+  if (query.has("domain")) document.getElementById("restore-at")?.focus();
   // fillRow keeps the first cell; this table has no namespace column.
   const show = async () => {
     const bot = await loadBot(ns);
@@ -632,6 +633,7 @@ async function entityView(alive, query, ns, domain, entity) {
     atInput,
     h("button", { type: "submit" }, "Show at this time"),
     at ? h("a", { href: here }, "Back to now") : null,
+    h("a", { href: `${link(["ns", ns])}?domain=${enc(domain)}&entity=${enc(entity)}` }, "Restore this entity…"),
   );
   let index = 0;
   const load = async (i) => {
@@ -824,15 +826,16 @@ async function recordView(alive, query, ns, domain, entity, key) {
  * may restore, asked of the service itself: the scope check comes before the body is read, so
  * an empty body answers 403 to a read token and 400 to an admin one, and changes nothing.
  */
-async function restorePanel(ns) {
+async function restorePanel(ns, query) {
   try {
     await api(`/v1/${enc(ns)}/restore`, { method: "POST", body: {} });
   } catch (error) {
     if (!(error instanceof Problem) || error.status !== 400) return h("p", { class: "muted", id: "restore-absent" }, "Restore needs an admin token.");
   }
   const atInput = h("input", { id: "restore-at", value: nowText(), size: 22, spellcheck: false });
-  const domainInput = h("input", { id: "restore-domain", placeholder: "all domains", size: 12 });
-  const entityInput = h("input", { id: "restore-entity", placeholder: "all entities", size: 24 });
+  // `#/ns/<ns>?domain=&entity=` (the entity page's "Restore…" link) narrows the restore.
+  const domainInput = h("input", { id: "restore-domain", placeholder: "all domains", size: 12, value: query.get("domain") || "" });
+  const entityInput = h("input", { id: "restore-entity", placeholder: "all entities", size: 24, value: query.get("entity") || "" });
   const result = h("div", { id: "restore-result", "aria-live": "polite" });
   const request = (dryRun) => {
     const body = { at: atInput.value.trim(), dry_run: dryRun };
@@ -865,7 +868,12 @@ async function restorePanel(ns) {
       h("tr", {}, h("td", {}, c.op), h("td", {}, h("a", { href: link(["ns", ns, c.domain, c.entity, c.key]) }, addressText(c))), h("td", { class: "json" }, c.op === "delete" ? "—" : jsonTree(c.value, 2))),
     );
     result.replaceChildren(
-      h("p", { id: "restore-plan" }, `Dry run: ${plan.puts} to put back, ${plan.deletes} to delete.`),
+      h(
+        "p",
+        { id: "restore-plan" },
+        `Dry run: ${plan.puts} to put back, ${plan.deletes} to delete.`,
+        rows.length < plan.puts + plan.deletes ? ` The first ${rows.length} are listed.` : "",
+      ),
       rows.length ? h("table", {}, h("thead", {}, h("tr", {}, ["Change", "Record", "Value"].map((t) => h("th", { scope: "col" }, t)))), h("tbody", {}, rows)) : h("p", {}, "Nothing to change."),
       rows.length ? confirm : null,
     );
@@ -897,7 +905,8 @@ signoutEl.addEventListener("click", () => {
   signIn("Signed out.");
 });
 window.addEventListener("hashchange", () => {
-  if (!document.querySelector("form.signin")) route().then(() => main.focus());
+  if (document.querySelector("form.signin")) return;
+  route().then(() => main.contains(document.activeElement) || main.focus());
 });
 
 (async function start() {
