@@ -431,6 +431,8 @@ def test_restore_previews_then_puts_a_bots_namespace_back_and_the_history_shows_
     expect(preview).to_contain_text(f"signal / {SIGNAL_ENTITY} / BTCUSDT")
     expect(preview).to_contain_text("risk / r1_offline / positions")
     assert http.get(signal).json() is None  # a dry run changes nothing
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "console-restore.png"), full_page=True)
 
     page.click("#restore-confirm")
     expect(page.locator("#restore-done")).to_contain_text(

@@ -832,7 +832,7 @@ async function restorePanel(ns, query) {
   } catch (error) {
     if (!(error instanceof Problem) || error.status !== 400) return h("p", { class: "muted", id: "restore-absent" }, "Restore needs an admin token.");
   }
-  const atInput = h("input", { id: "restore-at", value: nowText(), size: 22, spellcheck: false });
+  const atInput = h("input", { id: "restore-at", value: nowText(), size: 30, spellcheck: false });
   // `#/ns/<ns>?domain=&entity=` (the entity page's "Restore…" link) narrows the restore.
   const domainInput = h("input", { id: "restore-domain", placeholder: "all domains", size: 12, value: query.get("domain") || "" });
   const entityInput = h("input", { id: "restore-entity", placeholder: "all entities", size: 24, value: query.get("entity") || "" });
