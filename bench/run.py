@@ -20,6 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from bench import history
 from bench.tools import (
     E2E,
     Result,
@@ -325,7 +326,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--loop", default="uvloop", choices=["uvloop", "asyncio"])
     parser.add_argument("--pool-max", type=int, default=0, help="PERSISTD_POOL_MAX_SIZE")
     parser.add_argument("--skip-scale", action="store_true", help="skip the 1M-record runs")
-    parser.add_argument("--only", choices=["throughput", "scale", "node"], help="run one part")
+    parser.add_argument(
+        "--only", choices=["throughput", "scale", "node", "history"], help="run one part"
+    )
     parser.add_argument("--profile", metavar="DIR", help="py-spy the throughput runs into DIR")
     args = parser.parse_args(argv)
 
@@ -342,6 +345,8 @@ def main(argv: list[str] | None = None) -> int:
                 bench.scale(server_url)
             if args.only in (None, "node"):
                 bench.backtest_kit_node(server_url)
+            if args.only in (None, "history"):
+                history.run(bench, server_url)
             machine = bench.machine(server_url)
     print(f"persistd benchmark{' (--quick)' if args.quick else ''}: {machine}\n")
     print(bench.table())

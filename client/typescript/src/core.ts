@@ -15,5 +15,7 @@ export {
   type Stored,
   type WriteResult,
 } from "./http.js";
+import "./history.js";
+export type { Change, ChangesPage, HistoryPage, Restored, Scope, Version, WatchOptions } from "./history.js";
 export { addressOf, addressOfBase, addressOfDumpPath, DUMP_FOLDERS, dumpPath, type Address } from "./mapping.js";
 export * from "./types.js";

@@ -145,7 +145,7 @@ function retryAfterMs(header: string | null): number | undefined {
 }
 
 /** An HTTP answer, read whole (values are bounded by the service's size limits). */
-interface Reply {
+export interface Reply {
   status: number;
   header(name: string): string | null;
   text: string;
@@ -215,7 +215,7 @@ async function fetchRequest(fetchImpl: typeof fetch, url: string, out: Outgoing)
   return { status: res.status, header: (name) => res.headers.get(name), text };
 }
 
-interface Request {
+export interface Request {
   method: "GET" | "HEAD" | "PUT" | "POST" | "DELETE";
   path: string;
   body?: unknown;
@@ -382,7 +382,8 @@ export class PersistdClient {
    * Every call here is idempotent (PUT, DELETE, batch upsert/insert-if-absent, reads), so
    * repeating one whose answer was lost is safe.
    */
-  private async send(req: Request): Promise<Reply> {
+  /** @internal One request with retries; also used by the history methods (history.ts). */
+  async send(req: Request): Promise<Reply> {
     const { url, token, retryDeadlineMs, requestTimeoutMs, backoffBaseMs, backoffMaxMs } = this.options;
     const fetchImpl = this.options.fetch;
     const headers: Record<string, string> = { Accept: "application/json", ...req.headers };
@@ -438,7 +439,7 @@ async function* pages<P extends { next_cursor: string | null }>(
   } while (cursor);
 }
 
-function etagVersion(res: Reply): number {
+export function etagVersion(res: Reply): number {
   const etag = res.header("etag");
   const match = etag ? /^(?:W\/)?"(\d+)"$/.exec(etag) : null;
   if (!match) throw new Error(`persistd answered without a version ETag (got ${etag})`);

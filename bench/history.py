@@ -1,0 +1,103 @@
+"""Benchmarks of the change log: writes and reads with history on vs off, watch latency, and
+disk per kept version (docs/history.md). Called by bench/run.py (`--only history`)."""
+
+import asyncio
+import json
+import os
+import subprocess
+from typing import TYPE_CHECKING
+
+import asyncpg
+
+from bench.tools import SCRIPTS, Result, Service, bench_database, populate, wrk
+from persistd.db import asyncpg_dsn
+
+if TYPE_CHECKING:
+    from bench.run import Bench
+
+KEYS = 1000
+WATCHERS = 100
+WRITES_PER_SECOND = 1000
+
+
+def run(bench: "Bench", server_url: str) -> None:
+    with bench_database(server_url, "persistd_bench_history") as url:
+        populate(url, "hist", 0, KEYS)
+        env = {"BENCH_ENTITY": "hist", "BENCH_KEYS": str(KEYS)}
+        with Service(url, bench.knobs) as on, _service_without_history(url, bench) as off:
+            for svc in (on, off):
+                wrk(svc, "put_existing.lua", 2, 1, env)  # warm-up: statements get prepared
+                wrk(svc, "get_existing.lua", 2, 1, env)
+            secs = bench.seconds
+            m = bench.interleaved({
+                "PUT history on": lambda r: wrk(on, "put_existing.lua", 32, secs, env),
+                "PUT history off": lambda r: wrk(off, "put_existing.lua", 32, secs, env),
+                "GET history on": lambda r: wrk(on, "get_existing.lua", 32, secs, env),
+                "GET history off": lambda r: wrk(off, "get_existing.lua", 32, secs, env),
+            })  # fmt: skip
+            for name, result in m.items():
+                bench.record(name, "wrk", 32, result)
+            for kind, want in (("PUT", ">= 0.85"), ("GET", ">= 0.95")):
+                s, b = m[f"{kind} history on"], m[f"{kind} history off"]
+                label = "writes" if kind == "PUT" else "reads"
+                bench.add(f"{label} c=32 history on vs off", f"{s.rate:.0f}/s",
+                          f"{b.rate:.0f}/s", s.rate / b.rate, want)  # fmt: skip
+            per_version = asyncio.run(_bytes_per_version(url))
+            bench.add("disk per kept version (changes table + indexes)", f"{per_version:.0f} B",
+                      "", 1.0, None)  # fmt: skip
+            seconds = 2.0 if bench.args.quick else max(secs, 5.0)
+            latency = watch_latency(on.url, WATCHERS, WRITES_PER_SECOND, seconds)
+            bench.record(f"watch: {WATCHERS} watchers, writes", "node", WATCHERS, latency)
+            name = f"watch p99 at {WATCHERS} watchers, {WRITES_PER_SECOND} writes/s"
+            p99 = latency.p99_ms
+            bench.add(name, f"{p99:.1f} ms", "50 ms", p99 / 50, "<= 1.0")
+
+
+def _service_without_history(url: str, bench: "Bench") -> Service:
+    svc = Service(url, bench.knobs)
+    svc.env["PERSISTD_HISTORY"] = "false"
+    return svc
+
+
+async def _bytes_per_version(url: str) -> float:
+    conn = await asyncpg.connect(asyncpg_dsn(url))
+    try:
+        await conn.execute("VACUUM ANALYZE changes")
+        size = await conn.fetchval("SELECT pg_total_relation_size('changes')")
+        rows = await conn.fetchval("SELECT count(*) FROM changes")
+    finally:
+        await conn.close()
+    return float(size) / max(int(rows), 1)
+
+
+# ---- watch latency: bench/scripts/watch_latency.mjs (Node keeps the load generator cheap) ----
+
+
+def watch_latency(url: str, watchers: int, rate: int, seconds: float) -> Result:
+    """Each watcher follows one entity; writes spread over the entities at `rate` per second."""
+    env = {
+        **os.environ,
+        "BENCH_URL": url,
+        "WATCHERS": str(watchers),
+        "RATE": str(rate),
+        "SECONDS": f"{seconds:g}",
+    }
+    done = subprocess.run(
+        ["node", str(SCRIPTS / "watch_latency.mjs")],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+        check=False,
+    )
+    line = next((ln for ln in done.stdout.splitlines() if ln.startswith("BENCH ")), None)
+    if done.returncode != 0 or line is None:
+        raise SystemExit(f"bench: watch_latency.mjs failed: {done.stderr or done.stdout}")
+    data = json.loads(line[len("BENCH ") :])
+    return Result(
+        rate=data["writes"] / data["elapsed"],
+        p50_ms=data["p50"],
+        p99_ms=data["p99"],
+        count=data["events"],
+        errors=data["errors"] + data["writes"] - data["events"],
+    )
