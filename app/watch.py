@@ -25,6 +25,13 @@ from .store.history import Change
 
 CHANNEL = "persistd_changes"
 NOTIFY_EVERY = 0.005  # seconds: one pg_notify per interval at most, however many writes
+# The listening connections name themselves, so writers can skip NOTIFY while nobody listens.
+LISTENER_NAME = "persistd-watch"
+LISTENERS_CHECK_EVERY = 1.0  # seconds a "somebody listens" answer is trusted
+LISTENERS = (
+    "SELECT EXISTS (SELECT 1 FROM pg_stat_activity "
+    "WHERE application_name = $1 AND datname = current_database())"
+)
 TAIL_PAGE = 1000
 logger = logging.getLogger("persistd.watch")
 
@@ -90,6 +97,7 @@ class Hub:
         self._notifier: asyncpg.Connection | None = None
         self._notify_task: asyncio.Task[None] | None = None
         self._notify_pending = False
+        self._listeners = (False, -1.0)  # (somebody listens, when that was checked)
         store.changed = self.local_change
 
     @property
@@ -113,7 +121,15 @@ class Hub:
                 self._notifier = await asyncpg.connect(
                     self._dsn, timeout=self._settings.pool_timeout
                 )
-            await self._notifier.execute(f"NOTIFY {CHANNEL}")
+            listening, checked = self._listeners
+            now = asyncio.get_running_loop().time()
+            if now - checked > LISTENERS_CHECK_EVERY:
+                listening = bool(await self._notifier.fetchval(LISTENERS, LISTENER_NAME))
+                self._listeners = (listening, now)
+            # With no watcher anywhere, a write costs no NOTIFY (a new one is found within a
+            # second, and the watchers' polling covers that second).
+            if listening:
+                await self._notifier.execute(f"NOTIFY {CHANNEL}")
         except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as exc:
             # The other processes still poll: a lost notification is only a later delivery.
             logger.debug("notify failed: %s", exc)
@@ -125,7 +141,11 @@ class Hub:
             return
         try:
             # A dedicated connection: a pooled one would lose its LISTEN to another request.
-            conn = await asyncpg.connect(self._dsn, timeout=self._settings.pool_timeout)
+            conn = await asyncpg.connect(
+                self._dsn,
+                timeout=self._settings.pool_timeout,
+                server_settings={"application_name": LISTENER_NAME},
+            )
             await conn.add_listener(CHANNEL, lambda *_: self._wake.set())
         except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as exc:
             logger.debug("listen failed: %s", exc)
@@ -178,13 +198,15 @@ class Hub:
 
     # ---- subscribers ----
 
-    def admit(self) -> None:
-        """Refuse a watcher past the cap (503), before its response starts."""
+    async def admit(self) -> None:
+        """Refuse a watcher past the cap, or while the database is away (503), before its
+        response starts."""
         if len(self._subscribers) >= self._settings.watch_max:
             raise Unavailable(
                 f"this process serves {self._settings.watch_max} watchers at most; retry later",
                 headers={"Retry-After": str(self._settings.retry_after)},
             )
+        await self._start()
 
     async def _subscribe(
         self, namespace: str, domain: str | None, entity: str | None

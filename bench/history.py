@@ -45,10 +45,12 @@ def run(bench: "Bench", server_url: str) -> None:
             per_version = asyncio.run(_bytes_per_version(url))
             bench.add("disk per kept version (changes table + indexes)", f"{per_version:.0f} B",
                       "", 1.0, None)  # fmt: skip
+            # --quick only proves the part runs: a small load the CI machine always carries.
+            rate = 100 if bench.args.quick else WRITES_PER_SECOND
             seconds = 2.0 if bench.args.quick else max(secs, 5.0)
-            latency = watch_latency(on.url, WATCHERS, WRITES_PER_SECOND, seconds)
+            latency = watch_latency(on.url, WATCHERS, rate, seconds)
             bench.record(f"watch: {WATCHERS} watchers, writes", "node", WATCHERS, latency)
-            name = f"watch p99 at {WATCHERS} watchers, {WRITES_PER_SECOND} writes/s"
+            name = f"watch p99 at {WATCHERS} watchers, {rate} writes/s"
             p99 = latency.p99_ms
             bench.add(name, f"{p99:.1f} ms", "50 ms", p99 / 50, "<= 1.0")
 

@@ -31,6 +31,8 @@ def test_bench_quick_completes_and_prints_the_table() -> None:
         "write p50 latency",
         "writeSignalData p50 persistd vs file adapter",
         "8 processes writeSignalData/s persistd vs file adapter",
+        "writes c=32 history on vs off",
+        "watch p99 at 100 watchers",
     ):
         assert row in out, out
     assert "runs had errors" not in out, out

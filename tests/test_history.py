@@ -2,9 +2,11 @@
 retention, over real HTTP and a real PostgreSQL."""
 
 import asyncio
+import json
 import random
 from collections import Counter
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
@@ -308,3 +310,19 @@ def test_restore_needs_admin_and_the_log_names_the_writer(database_url: str, ns:
             writer_id, admin_id = (int(t.split("_")[1]) for t in (writer, admin))
             assert [i["token_id"] for i in items] == [admin_id, writer_id, writer_id]
             assert httpx.get(f"{svc.url}/v1/{ns}/changes").status_code == 401
+
+
+def test_an_import_is_in_the_history_once(
+    database_url: str, http: httpx.Client, ns: str, tmp_path: Path
+) -> None:
+    folder = tmp_path / "dump" / "data" / "misc" / "e"
+    folder.mkdir(parents=True)
+    for n in range(3):
+        (folder / f"k{n}.json").write_text(json.dumps({"n": n}))
+    for _ in range(2):  # the second import finds every file unchanged
+        done = persistd(database_url, "import-dump", str(tmp_path / "dump"), "--namespace", ns)
+        assert done.returncode == 0, done.stderr
+    log = feed(http, ns)
+    assert sorted((c["key"], c["version"], c["op"]) for c in log) == [
+        ("k0", 1, "put"), ("k1", 1, "put"), ("k2", 1, "put")
+    ]  # fmt: skip

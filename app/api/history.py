@@ -279,7 +279,7 @@ async def watch(
     dom, ent = _scope(domain, entity)
     start = since if last_event_id is None else parse_seq("Last-Event-ID", last_event_id)
     hub: Hub = request.app.state.watch
-    hub.admit()
+    await hub.admit()
     stream = hub.stream(ns, dom, ent, start, request.receive)
     if max_seconds is not None:
         stream = _bounded(stream, max_seconds)

@@ -13,8 +13,13 @@ from ..errors import InvalidJson, InvalidValue, NotFound, Unavailable, VersionMi
 from . import sql
 
 ANY_VERSION = -1  # If-Match: * (the record must exist, any version)
-# A logged write that lost the change-order race (persistd_change_seq) is retried this often.
+# A write that lost the change-order race (persistd_change_seq) or a deadlock (two batches
+# locking shared keys in opposite orders) is rolled back whole: it is retried this often.
 WRITE_ATTEMPTS = 8
+_RETRY_WRITE = (
+    asyncpg.exceptions.SerializationError,
+    asyncpg.exceptions.DeadlockDetectedError,
+)
 CLOSE_GRACE = 10.0  # seconds the pool waits for queries in flight when the service stops
 
 # Failures that mean "the database is not there right now": the client may retry.
@@ -178,17 +183,18 @@ class Store:
                 headers={"Retry-After": self._retry_after},
             ) from None
 
-    async def _logged(self, run: Callable[[], Awaitable[Any]]) -> Any:
-        """Run a logged write, retrying the rare change-order conflict in a new transaction."""
+    async def _logged(self, run: Callable[[], Awaitable[Any]], *, logs: bool = True) -> Any:
+        """Run a write, retrying a rolled-back conflict in a new transaction; wake the watchers."""
         for attempt in range(WRITE_ATTEMPTS):
             try:
                 result = await run()
-            except asyncpg.exceptions.SerializationError:
+            except _RETRY_WRITE:
                 if attempt == WRITE_ATTEMPTS - 1:
                     raise
                 await asyncio.sleep(0.001 * 2**attempt)
                 continue
-            self.changed()
+            if logs:
+                self.changed()
             return result
         raise AssertionError("unreachable")
 
@@ -327,7 +333,8 @@ class Store:
                 args = (*coll.args, body, writer)
                 rows = await self._logged(lambda: conn.fetch(statement, *args))
             else:
-                rows = await conn.fetch(statement, *coll.args, body)
+                plain = (*coll.args, body)
+                rows = await self._logged(lambda: conn.fetch(statement, *plain), logs=False)
         versions = {row[0]: int(row[1]) for row in rows}
         return [Written(key, versions.get(key)) for key in keys]
 

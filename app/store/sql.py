@@ -41,9 +41,11 @@ SELECT * FROM (
 """
 BATCH_GET = f"SELECT {_ITEM} FROM records WHERE {_WHERE} AND key = ANY($4::text[])"
 # Batch items are unpacked from the request body by PostgreSQL, so numbers are stored exactly.
+# Rows are written in key order, so two batches sharing keys lock them in the same order and
+# never deadlock each other.
 _BATCH_ROWS = (
     "SELECT $1, $2, $3, i->>'key', i->'value', 1 "
-    "FROM jsonb_array_elements($4::jsonb -> 'items') AS i"
+    "FROM jsonb_array_elements($4::jsonb -> 'items') AS i ORDER BY (i->>'key') COLLATE \"C\""
 )
 BATCH_UPSERT = f"INSERT {_INTO} {_BATCH_ROWS} {_BUMP} RETURNING key, version"
 # Import: an identical document is left alone, so importing twice changes nothing.
