@@ -1,15 +1,16 @@
 # persistd: the HTTP service. Build: docker build -t persistd .
-# The package persistd (source in app/, migrations in migrations/) is installed editable for now.
+# The build stage makes the persistd wheel and installs it, with the pinned dependencies of
+# constraints.txt, into /opt/venv; the final image gets that venv and no source tree.
 
 FROM python:3.11-slim AS build
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1
-WORKDIR /srv/persistd
-RUN python -m venv /opt/venv
-COPY pyproject.toml README.md ./
+WORKDIR /src
+COPY constraints.txt pyproject.toml README.md LICENSE ./
 COPY app ./app
 COPY migrations ./migrations
-# Editable: the venv points at /srv/persistd, so `persistd migrate` finds migrations/ there.
-RUN /opt/venv/bin/pip install --no-cache-dir -e .
+RUN python -m pip wheel --no-cache-dir --no-deps --wheel-dir /wheels . \
+    && python -m venv /opt/venv \
+    && /opt/venv/bin/pip install --no-cache-dir -c constraints.txt /wheels/persistd-*.whl
 
 FROM python:3.11-slim
 ENV PATH=/opt/venv/bin:$PATH \
@@ -20,9 +21,7 @@ ENV PATH=/opt/venv/bin:$PATH \
     PERSISTD_WORKERS=1 \
     PERSISTD_GRACEFUL_TIMEOUT=20
 RUN useradd --system --uid 10001 --no-create-home --shell /usr/sbin/nologin persistd
-WORKDIR /srv/persistd
 COPY --from=build /opt/venv /opt/venv
-COPY --from=build /srv/persistd /srv/persistd
 USER 10001
 EXPOSE 8000
 HEALTHCHECK --interval=10s --timeout=5s --start-period=15s --retries=3 \

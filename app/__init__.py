@@ -1,3 +1,6 @@
 """persistd: a durable persistence service for backtest-kit trading bots."""
 
-__version__ = "0.1.0"
+from importlib.metadata import version
+
+# Written once, in pyproject.toml; an installed (or editable) distribution carries it.
+__version__ = version("persistd")

@@ -1,16 +1,20 @@
 """Validation layer: request bodies (content type, size limit before buffering, JSON parsing)."""
 
-from collections.abc import AsyncIterator
+import asyncio
 from typing import Any
 
 import orjson
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 
-from .errors import InvalidJson, InvalidRequest, PayloadTooLarge, UnsupportedMediaType
+from .errors import (
+    CLOSE,
+    InvalidJson,
+    InvalidRequest,
+    PayloadTooLarge,
+    RequestTimeout,
+    UnsupportedMediaType,
+)
 from .names import ascii_int
-
-# Past this many bytes an oversized body is no longer drained; the connection is dropped instead.
-_DRAIN_LIMIT = 64 * 1024 * 1024
 
 
 def _check_content_type(request: Request) -> None:
@@ -25,16 +29,14 @@ def _check_content_type(request: Request) -> None:
     raise UnsupportedMediaType(f"Content-Type must be application/json, not {media!r}")
 
 
-async def _drain(chunks: AsyncIterator[bytes], seen: int) -> None:
-    # Reading (not keeping) the rest lets the client receive the 413 instead of a reset.
-    async for chunk in chunks:
-        seen += len(chunk)
-        if seen > _DRAIN_LIMIT:
-            return
-
-
 async def read_body(request: Request, limit: int) -> bytes:
-    """The request body, or PayloadTooLarge as soon as it passes `limit` bytes."""
+    """The request body, or PayloadTooLarge as soon as it passes `limit` bytes, or
+    RequestTimeout when it has not all arrived within the body timeout.
+
+    Both errors close the connection (the rest of the body is never read): the server's
+    protocol discards what the client still sends for a moment, so the client reads the answer
+    rather than a reset (persistd.protocol).
+    """
     _check_content_type(request)
     declared = request.headers.get("content-length")
     if declared is not None:
@@ -42,17 +44,24 @@ async def read_body(request: Request, limit: int) -> bytes:
         if size is None:
             raise InvalidRequest(f"Content-Length {declared!r} is not a number")
         if size > limit:
-            # A body too big to drain is answered at once, without waiting for it to arrive.
-            if size <= _DRAIN_LIMIT:
-                await _drain(request.stream(), 0)
-            raise PayloadTooLarge(f"the body is {declared} bytes; the limit is {limit} bytes")
+            raise PayloadTooLarge(
+                f"the body is {declared} bytes; the limit is {limit} bytes", CLOSE
+            )
+    seconds: float = request.app.state.settings.body_timeout
     body = bytearray()
-    chunks = request.stream()  # one iterator: Starlette refuses to open the stream twice
-    async for chunk in chunks:
-        body += chunk
-        if len(body) > limit:
-            await _drain(chunks, len(body))
-            raise PayloadTooLarge(f"the body is over the limit of {limit} bytes")
+    try:
+        async with asyncio.timeout(seconds):
+            async for chunk in request.stream():
+                body += chunk
+                if len(body) > limit:
+                    raise PayloadTooLarge(f"the body is over the limit of {limit} bytes", CLOSE)
+    except ClientDisconnect:
+        # Nobody reads this answer; it only keeps a client gone mid-body out of the error log.
+        raise InvalidRequest("the client closed the connection before its body arrived") from None
+    except TimeoutError:
+        raise RequestTimeout(
+            f"the body did not arrive within {seconds:g} seconds (PERSISTD_BODY_TIMEOUT)", CLOSE
+        ) from None
     return bytes(body)
 
 

@@ -1,5 +1,5 @@
-"""Command layer: `persistd serve | migrate | token | import-dump | export-dump | history |
-restore`."""
+"""Command layer: `persistd serve | migrate | downgrade | token | import-dump | export-dump
+| history | restore` and `persistd contract`."""
 
 import argparse
 import asyncio
@@ -14,7 +14,7 @@ from typing import TypeVar
 
 from . import auth, history_cli
 from .config import Settings, get_settings
-from .db import asyncpg_dsn, migrate
+from .db import asyncpg_dsn, downgrade, migrate
 from .errors import AppError
 from .history import history_policy
 from .store import Store
@@ -103,6 +103,14 @@ def cmd_migrate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_downgrade(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    with database(settings) as url:
+        downgrade(url, args.revision)
+    print(f"database downgraded to {args.revision}")
+    return 0
+
+
 async def _with_store(url: str, settings: Settings, work: Callable[[Store], Awaitable[T]]) -> T:
     """Run `work` on a small store of the command's own (the cold paths of the CLI)."""
     store = await Store.open(
@@ -164,7 +172,9 @@ def cmd_dump(args: argparse.Namespace) -> int:
 
     async def run(store: Store, report: dump.Report) -> None:
         if args.command == "import-dump":
-            await dump.import_dump(store, args.path, args.namespace, report)
+            await dump.import_dump(
+                store, args.path, args.namespace, report, max_value_bytes=settings.max_value_bytes
+            )
         else:
             await dump.export_dump(store, args.path, args.namespace, report)
 
@@ -187,6 +197,19 @@ def cmd_history(args: argparse.Namespace) -> int:
     settings = _settings(args)
     with database(settings) as url:
         return history_cli.command(args, settings, lambda work: _with_store(url, settings, work))
+
+
+def cmd_contract(args: argparse.Namespace) -> int:
+    import json
+
+    from .contract import contract, default_settings
+
+    text = json.dumps(contract(default_settings()), indent=2, ensure_ascii=False) + "\n"
+    if args.output is None:
+        sys.stdout.write(text)
+    else:
+        args.output.write_text(text, encoding="utf-8")
+    return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -218,6 +241,11 @@ def build_parser() -> argparse.ArgumentParser:
     with_database(mig)
     mig.set_defaults(func=cmd_migrate)
 
+    down = sub.add_parser("downgrade", help="undo migrations down to a revision")
+    down.add_argument("revision", help="target revision, e.g. 0001")
+    with_database(down)
+    down.set_defaults(func=cmd_downgrade)
+
     tok = sub.add_parser("token", help="create, list or revoke bearer tokens")
     tok_sub = tok.add_subparsers(dest="action", required=True)
     create = tok_sub.add_parser("create", help="create a token and print it (shown once)")
@@ -245,6 +273,12 @@ def build_parser() -> argparse.ArgumentParser:
     for p in history_cli.add_parsers(sub):
         with_database(p)
         p.set_defaults(func=cmd_history)
+
+    con = sub.add_parser(
+        "contract", help="print the client contract with the default settings (GET /v1/_contract)"
+    )
+    con.add_argument("--output", type=Path, help="write it to this file (client/contract.json)")
+    con.set_defaults(func=cmd_contract)
     return parser
 
 

@@ -28,6 +28,22 @@ class Settings(BaseSettings):
     max_value_bytes: int = Field(default=1024 * 1024, ge=1)
     max_batch_bytes: int = Field(default=16 * 1024 * 1024, ge=1)
     max_batch_items: int = Field(default=1000, ge=1)
+    # Slow and idle clients: each connection must make progress, and there are only so many.
+    header_timeout: float = Field(
+        default=10.0, gt=0, description="seconds for a request's headers to arrive, else 408"
+    )
+    body_timeout: float = Field(
+        default=10.0, gt=0, description="seconds for a request body to arrive, else 408"
+    )
+    keepalive_timeout: int = Field(
+        default=5, ge=1, description="seconds an idle keep-alive connection is kept open"
+    )
+    max_connections: int = Field(
+        default=1000, ge=1, description="open connections per worker; past it, 503"
+    )
+    max_requests: int = Field(
+        default=500, ge=1, description="requests in progress per worker; past it, 503"
+    )
     log_level: str = "info"
     log_format: Literal["json", "text"] = Field(
         default="json", description="json: one JSON object per line; text: plain lines"
@@ -49,7 +65,9 @@ class Settings(BaseSettings):
     history_prune_interval: float = Field(
         default=60.0, gt=0, description="seconds between background pruning rounds"
     )
-    watch_max: int = Field(default=1000, ge=0, description="watchers per process; 503 past it")
+    watch_max: int = Field(
+        default=200, ge=0, description="watchers per worker (below max_requests); 503 past it"
+    )
     watch_buffer: int = Field(
         default=1000, ge=1, description="changes queued per watcher before it is disconnected"
     )

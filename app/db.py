@@ -37,6 +37,11 @@ def migrate(url: str, revision: str = "head") -> None:
     command.upgrade(alembic_config(url), revision)
 
 
+def downgrade(url: str, revision: str) -> None:
+    """Undo the migrations above `revision` (every migration has a downgrade)."""
+    command.downgrade(alembic_config(url), revision)
+
+
 def head_revisions() -> set[str]:
     """The revisions the code expects the database to be at."""
     return set(ScriptDirectory.from_config(alembic_config()).get_heads())

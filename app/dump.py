@@ -2,8 +2,9 @@
 
 A file `<dump>/data/<domain>/<entity dirs...>/<key>.json` is the record (domain, entity, key),
 where the entity is the directories below the domain folder joined with "/" (candles:
-`binance/BTCUSDT/1m`). Memory, State and Session live beside `data/`:
-`<dump>/<domain>/<entity dirs...>/<key>.json` (memory: `<signalId>/<bucket>`).
+`binance/BTCUSDT/1m`). Memory, State, Session and (backtest-kit 20.x) Dictionary live beside
+`data/`: `<dump>/<domain>/<entity dirs...>/<key>.json` (memory: `<signalId>/<bucket>`;
+dictionary: `<signalId>/<dictionaryName>.json`).
 """
 
 import os
@@ -16,13 +17,14 @@ from pathlib import Path
 
 import orjson
 
+from .body import parse_json
 from .errors import AppError
 from .names import check_name, check_slug
-from .shapes import check_value
+from .shapes import check_write
 from .store import Collection, Store
 
 # Domains whose files sit directly under the dump root rather than under data/.
-TOP_LEVEL_DOMAINS = frozenset({"memory", "state", "session"})
+TOP_LEVEL_DOMAINS = frozenset({"memory", "state", "session", "dictionary"})
 BATCH_ITEMS = 500
 BATCH_BYTES = 8 * 1024 * 1024
 PROGRESS_EVERY = 1000
@@ -54,7 +56,7 @@ def address_of(root: Path, path: Path) -> tuple[str, str, str]:
     if parts and parts[0] == "data":
         parts = parts[1:]
     elif not parts or parts[0] not in TOP_LEVEL_DOMAINS:
-        raise ValueError("not under data/, memory/, state/ or session/")
+        raise ValueError("not under data/, memory/, state/, session/ or dictionary/")
     if len(parts) < 3:
         raise ValueError("expected <domain>/<entity>/<key>.json")
     domain, *entity_dirs, filename = parts
@@ -84,8 +86,11 @@ def _progress(done: int, noun: str) -> None:
         print(f"... {done} {noun}", file=sys.stderr, flush=True)
 
 
-async def import_dump(store: Store, root: Path, namespace: str, report: Report) -> None:
-    """Copy every valid file of the dump into `namespace`; invalid files are reported, skipped.
+async def import_dump(
+    store: Store, root: Path, namespace: str, report: Report, *, max_value_bytes: int
+) -> None:
+    """Copy every valid file of the dump into `namespace`; invalid files (those a PUT would
+    refuse, over `max_value_bytes` included) are reported and skipped.
 
     `report` is filled as batches commit, so a failure midway still tells what was imported.
     """
@@ -109,8 +114,8 @@ async def import_dump(store: Store, root: Path, namespace: str, report: Report) 
             coll = Collection(namespace, domain, check_name("entity", entity))
             check_name("key", key)
             raw = path.read_bytes()
-            check_value(domain, orjson.loads(raw), key)
-        except (ValueError, OSError, AppError) as exc:  # orjson errors are ValueErrors
+            check_write(domain, parse_json(raw), len(raw), max_value_bytes, key)
+        except (ValueError, OSError, AppError) as exc:
             report.skipped.append((str(path), _reason(exc)))
             continue
         batch = batches.setdefault(coll, [])

@@ -37,6 +37,11 @@ class InvalidJson(AppError):
     status, code, title = 400, "invalid_json", "Invalid JSON"
 
 
+class InvalidHttp(AppError):
+    # Sent by the transport (protocol.py) for a request its HTTP parser rejects.
+    status, code, title = 400, "invalid_http", "Invalid HTTP request"
+
+
 class Unauthorized(AppError):
     status, code, title = 401, "unauthorized", "Unauthorized"
 
@@ -51,6 +56,10 @@ class NotFound(AppError):
 
 class MethodNotAllowed(AppError):
     status, code, title = 405, "method_not_allowed", "Method not allowed"
+
+
+class RequestTimeout(AppError):
+    status, code, title = 408, "request_timeout", "Request timeout"
 
 
 class VersionMismatch(AppError):
@@ -81,8 +90,20 @@ class InvalidValue(AppError):
     status, code, title = 422, "invalid_value", "Invalid value"
 
 
+class HeadersTooLarge(AppError):
+    status, code, title = 431, "headers_too_large", "Request headers too large"
+
+
 class Unavailable(AppError):
     status, code, title = 503, "unavailable", "Service unavailable"
+
+
+class Overloaded(AppError):
+    status, code, title = 503, "overloaded", "Service overloaded"
+
+
+# The client is still sending a body nobody will read: the connection cannot serve another request.
+CLOSE = {"Connection": "close"}
 
 
 def describe(errors: Iterable[Mapping[str, Any]], whole: str) -> str:

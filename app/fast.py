@@ -1,5 +1,6 @@
 """Hot path: the single-record routes dispatched straight to their handlers, as pure ASGI."""
 
+import inspect
 from collections.abc import Iterable
 
 from fastapi.routing import APIRoute
@@ -9,6 +10,42 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from .api.records import RECORD
 from .errors import AppError, render
+
+# The routes served here, by path template: exactly what __call__ passes to their handlers
+# after the request, in order.
+SEGMENTS = {RECORD: ("namespace", "domain", "entity", "key")}
+
+
+def _check_handler(route: APIRoute, segments: tuple[str, ...]) -> None:
+    """Refuse a handler that expects anything the fast path does not pass: a Query, Header,
+    Cookie or Body parameter, or a dependency, would silently be missing here."""
+    params = list(inspect.signature(route.endpoint).parameters.values())
+    dep = route.dependant
+    positional = inspect.Parameter.POSITIONAL_OR_KEYWORD
+    matches = (
+        [p.name for p in params] == [dep.request_param_name, *segments]
+        and all(p.kind is positional and p.default is inspect.Parameter.empty for p in params)
+        and tuple(p.name for p in dep.path_params) == segments
+        and not (dep.dependencies or dep.query_params or dep.header_params or dep.cookie_params
+                 or dep.body_params)
+    )  # fmt: skip
+    if not matches:
+        found = ", ".join(str(p) for p in params)
+        raise RuntimeError(
+            f"{route.name}({found}) cannot be served by the record fast path, which passes "
+            f"exactly (request: Request, {', '.join(segments)}); read anything else from the "
+            "request inside the handler"
+        )
+
+
+def record_routes(routes: Iterable[BaseRoute]) -> dict[str, APIRoute]:
+    """The record routes by method, each checked against what the fast path passes."""
+    found: dict[str, APIRoute] = {}
+    for route in routes:
+        if isinstance(route, APIRoute) and route.path in SEGMENTS:
+            _check_handler(route, SEGMENTS[route.path])
+            found.update(dict.fromkeys(route.methods or (), route))
+    return found
 
 
 class RecordRoutes:
@@ -20,15 +57,9 @@ class RecordRoutes:
     the same problem+json shape; anything else falls through to the full application.
     """
 
-    def __init__(self, app: ASGIApp, routes: Iterable[BaseRoute]) -> None:
+    def __init__(self, app: ASGIApp, routes: dict[str, APIRoute]) -> None:
         self.app = app
-        self.routes: dict[str, APIRoute] = {}
-        for route in routes:
-            if isinstance(route, APIRoute) and route.path == RECORD:
-                if route.dependant.dependencies:
-                    # They would silently not run here; the handlers take the request instead.
-                    raise RuntimeError(f"{route.name} declares FastAPI dependencies")
-                self.routes.update(dict.fromkeys(route.methods or (), route))
+        self.routes = routes  # from record_routes(), checked when the application is created
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         route = self.routes.get(scope["method"]) if scope["type"] == "http" else None

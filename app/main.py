@@ -14,7 +14,7 @@ from .config import Settings, get_settings
 from .db import asyncpg_dsn, head_revisions
 from .docs import install_docs
 from .errors import InvalidName, install_handlers, render
-from .fast import RecordRoutes
+from .fast import RecordRoutes, record_routes
 from .history import history_policy, start_pruner, stop_pruner
 from .names import NAME_RULE
 from .observability import Metrics, ObservabilityMiddleware, configure_logging, metrics_endpoint
@@ -111,7 +111,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_docs(app)
     install_console(app)
     # Innermost first: the observability middleware sees the route the request took.
-    app.add_middleware(RecordRoutes, routes=records.router.routes)
+    # Checked here, not when the middleware stack is first built: a record handler the fast path
+    # cannot serve fully stops the application from being created at all.
+    app.add_middleware(RecordRoutes, routes=record_routes(records.router.routes))
     app.add_middleware(ObservabilityMiddleware, metrics=app.state.metrics)
     app.add_middleware(RawPathMiddleware)
     return app

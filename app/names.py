@@ -2,14 +2,22 @@
 one reader of the decimal numbers clients write in headers and tokens."""
 
 import re
-import unicodedata
 from datetime import datetime
 from urllib.parse import unquote_to_bytes
 
 from .errors import InvalidName, InvalidRequest
 
 MAX_NAME_BYTES = 512
-_SLUG = re.compile(r"[a-z0-9][a-z0-9_.-]{0,62}")
+# A whole name must match (fullmatch; JavaScript: ^(?:...)$).
+SLUG_PATTERN = r"[a-z0-9][a-z0-9_.-]{0,62}"
+_SLUG = re.compile(SLUG_PATTERN)
+# Unicode's control characters (category Cc), as a character class JavaScript reads the same way.
+CONTROL_CHARACTERS = r"[\u0000-\u001f\u007f-\u009f]"
+_CONTROL = re.compile(CONTROL_CHARACTERS)
+RESERVED_NAMES = (".", "..")
+# A '%' not followed by two hex digits: unquote would keep it literally, so "%ZZ" and "%25ZZ"
+# would be two spellings of one name.
+_BAD_ESCAPE = re.compile(r"%(?![0-9A-Fa-f]{2})")
 SLUG_RULE = "1 to 63 characters of a-z, 0-9, '_', '.', '-', starting with a letter or digit"
 NAME_RULE = f"1 to {MAX_NAME_BYTES} UTF-8 bytes without control characters, and not '.' or '..'"
 
@@ -35,18 +43,20 @@ def check_name(kind: str, value: str) -> str:
         raise InvalidName(f"{kind} is not valid Unicode: it must be {NAME_RULE}") from None
     if size == 0 or size > MAX_NAME_BYTES:
         raise InvalidName(f"{kind} is {size} bytes long: it must be {NAME_RULE}")
-    if value in (".", ".."):
+    if value in RESERVED_NAMES:
         raise InvalidName(f"{kind} {value!r} is reserved: it must be {NAME_RULE}")
-    for ch in value:
-        if unicodedata.category(ch) == "Cc":
-            raise InvalidName(
-                f"{kind} contains the control character U+{ord(ch):04X}: it must be {NAME_RULE}"
-            )
+    control = _CONTROL.search(value)
+    if control:
+        raise InvalidName(
+            f"{kind} contains the control character U+{ord(control[0]):04X}: it must be {NAME_RULE}"
+        )
     return value
 
 
 def decode_segment(kind: str, raw: str) -> str:
     """Decode one percent-encoded path segment exactly as the client encoded it."""
+    if "%" in raw and _BAD_ESCAPE.search(raw):
+        raise InvalidName(f"{kind} has a malformed percent-escape: '%' needs two hex digits")
     try:
         value = unquote_to_bytes(raw).decode("utf-8")
     except UnicodeDecodeError:

@@ -3,7 +3,7 @@
 from collections.abc import Callable
 from typing import Any
 
-from .errors import InvalidValue
+from .errors import InvalidValue, PayloadTooLarge
 
 _NUMBER = (int, float)
 
@@ -70,3 +70,13 @@ def check_value(domain: str, value: Any, key: str | None = None) -> None:
     if problem is not None:
         where = f" for key {key!r}" if key is not None else ""
         raise InvalidValue(f"{domain} value{where} {problem}")
+
+
+def check_write(domain: str, value: Any, size: int, limit: int, key: str | None = None) -> None:
+    """The one check of a value about to be written, by a PUT, a batch-put or import-dump:
+    `value` (parsed by body.parse_json from `size` bytes) is within `limit` bytes and fits its
+    domain's shape. PayloadTooLarge or InvalidValue otherwise."""
+    if size > limit:
+        where = f" for key {key!r}" if key is not None else ""
+        raise PayloadTooLarge(f"the value{where} is {size} bytes; the limit is {limit} bytes")
+    check_value(domain, value, key)

@@ -89,8 +89,11 @@ def test_invalid_token_returns_401(secured: Service, ns: str, header: str) -> No
     assert r.json()["code"] == "unauthorized"
 
 
+OPEN = ("/healthz", "/readyz", "/metrics", "/docs", "/redoc", "/openapi.json", "/v1/_contract")
+
+
 def test_service_endpoints_stay_open(secured: Service) -> None:
-    for path in ("/healthz", "/readyz", "/metrics", "/docs", "/redoc", "/openapi.json"):
+    for path in OPEN:
         assert httpx.get(secured.url + path).status_code == 200, path
 
 

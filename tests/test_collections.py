@@ -90,9 +90,16 @@ def test_list_with_values_returns_items(http: httpx.Client, ns: str) -> None:
 
 
 def test_list_rejects_bad_parameters(http: httpx.Client, ns: str) -> None:
-    for params in [{"limit": 0}, {"limit": 1001}, {"limit": "x"}, {"cursor": "!!!"}, {"newest": 0}]:
+    bad: list[dict[str, str | int]] = [
+        {"limit": 0},
+        {"limit": 1001},
+        {"limit": "x"},
+        {"cursor": "!!!"},
+        {"newest": 0},
+    ]
+    for params in bad:
         problem(http.get(coll(ns) + "/records", params=params), 400, "invalid_request")
-    both = {"newest": 5, "cursor": "YQ"}
+    both: dict[str, str | int] = {"newest": 5, "cursor": "YQ"}
     problem(http.get(coll(ns) + "/records", params=both), 400, "invalid_request")
 
 

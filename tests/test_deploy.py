@@ -21,7 +21,8 @@ import httpx
 import pytest
 import yaml
 
-from tests.support import ROOT, free_port, scratch_database
+from persistd.embedded import free_port
+from tests.support import ROOT, scratch_database
 
 DOCKERFILE = ROOT / "Dockerfile"
 COMPOSE = ROOT / "docker-compose.yml"
@@ -79,6 +80,15 @@ def test_dockerfile_passes_hadolint() -> None:
     assert done.returncode == 0, done.stdout + done.stderr
 
 
+def test_the_final_image_gets_the_installed_venv_and_no_source() -> None:
+    copies = [args for word, args in final_stage() if word == "COPY"]
+    assert copies == ["--from=build /opt/venv /opt/venv"]
+    build = instructions()[: [w for w, _ in instructions()].index("FROM", 1)]
+    install = " ".join(args for word, args in build if word == "RUN")
+    assert "-e " not in install and "--editable" not in install
+    assert "-c constraints.txt /wheels/persistd-" in install
+
+
 def test_image_is_multi_stage_slim_and_runs_as_a_user() -> None:
     found = instructions()
     froms = [args for word, args in found if word == "FROM"]
@@ -90,6 +100,7 @@ def test_image_is_multi_stage_slim_and_runs_as_a_user() -> None:
     assert any(word == "HEALTHCHECK" and "/healthz" in args for word, args in final)
     cmd = next(args for word, args in final if word == "CMD")
     assert "persistd.main:create_app --factory" in " ".join(exec_form(cmd))
+    assert "--http persistd.protocol:HttpProtocol" in " ".join(exec_form(cmd))
     assert "$PERSISTD_WORKERS" in cmd
 
 
@@ -154,11 +165,77 @@ def test_docker_compose_config_resolves_the_file() -> None:
     assert "set POSTGRES_PASSWORD" in done.stderr
 
 
+def compose_config(env: dict[str, str]) -> dict[str, Any]:
+    """The file as `docker-compose config` resolves it with exactly `env` set."""
+    binary = shutil.which("docker-compose")
+    assert binary, "docker-compose is not installed (scripts/bootstrap)"
+    full = {"PATH": os.environ["PATH"], "POSTGRES_PASSWORD": "pw", **env}
+    done = subprocess.run(
+        [binary, "-f", str(COMPOSE), "config"],
+        capture_output=True,
+        text=True,
+        env=full,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    resolved: dict[str, Any] = yaml.safe_load(done.stdout)
+    return resolved
+
+
+def documented_settings() -> set[str]:
+    """The variables of docs/deploy.md's configuration reference."""
+    text = (ROOT / "docs" / "deploy.md").read_text()
+    table = text[text.index("## Configuration reference") :].split("\n## ", 1)[0]
+    return set(re.findall(r"^\| `([A-Z_]+)`", table, re.M))
+
+
+# Set by the image or the compose file itself, so not the operator's to pass in.
+FIXED_IN_THE_IMAGE = {
+    "PERSISTD_DATABASE_URL",
+    "PERSISTD_HOST",
+    "PERSISTD_PORT",
+    "PERSISTD_DATA_DIR",
+}
+
+
+def test_compose_passes_every_documented_setting_to_the_api() -> None:
+    wanted = documented_settings() - FIXED_IN_THE_IMAGE
+    assert {"FORWARDED_ALLOW_IPS", "PROMETHEUS_MULTIPROC_DIR", "PERSISTD_AUTH_CACHE_TTL"} <= wanted
+    assert "PERSISTD_GRACEFUL_TIMEOUT" in wanted
+    marked = {name: f"set-{name.lower()}" for name in wanted}
+    api_env = compose_config(marked)["services"]["api"]["environment"]
+    for name in wanted:
+        assert api_env.get(name) == marked[name], (
+            f"{name} (docs/deploy.md) does not reach the api: add `{name}:` to its environment"
+        )
+    # Unset, a variable stays unset in the container (the image's or the service's default).
+    api_env = compose_config({})["services"]["api"]["environment"]
+    assert api_env["PERSISTD_WORKERS"] is None and api_env["PROMETHEUS_MULTIPROC_DIR"] is None
+
+
+def test_compose_publishes_on_loopback_unless_the_operator_chooses() -> None:
+    assert compose_config({})["services"]["api"]["ports"] == ["127.0.0.1:8000:8000/tcp"]
+    chosen = compose_config({"PERSISTD_PUBLISH": "8000"})["services"]["api"]["ports"]
+    assert len(chosen) == 1 and "127.0.0.1" not in str(chosen) and "8000" in str(chosen)
+
+
+def test_compose_gives_the_metrics_folder_a_tmpfs(compose: dict[str, Any]) -> None:
+    api = compose["services"]["api"]
+    mounts = [entry.split(":")[0] for entry in api["tmpfs"]]
+    assert "/run/persistd-metrics" in mounts
+    assert (
+        "PROMETHEUS_MULTIPROC_DIR=/run/persistd-metrics"
+        in (ROOT / "docs" / "deploy.md").read_text()
+    )
+    grace = int(str(api["stop_grace_period"]).rstrip("s"))
+    assert grace > int(image_env()["PERSISTD_GRACEFUL_TIMEOUT"])
+
+
 def test_dockerignore_sends_only_what_the_image_needs() -> None:
     lines = (ROOT / ".dockerignore").read_text().splitlines()
     assert lines[lines.index("*")] == "*"
     allowed = {line[1:].rstrip("/") for line in lines if line.startswith("!")}
-    copied = set()
+    copied: set[str] = set()
     for word, args in instructions():
         if word == "COPY" and "--from" not in args:
             copied.update(a.rstrip("/") for a in args.split()[:-1])
@@ -176,9 +253,13 @@ def fresh_database(database_url: str) -> Iterator[str]:
 
 
 def test_image_commands_run_from_a_clean_virtualenv(tmp_path: Path, fresh_database: str) -> None:
+    """The build stage's own RUN lines (wheel, venv, pinned install) with /opt/venv and /wheels
+    moved into tmp_path; then the source copy is deleted, as the final image does not have it."""
     build = instructions()[: [w for w, _ in instructions()].index("FROM", 1)]
-    srv, venv = tmp_path / "srv", tmp_path / "venv"
+    srv, venv, wheels = tmp_path / "srv", tmp_path / "venv", tmp_path / "wheels"
+    home = tmp_path / "home"  # the working directory of the final stage's commands
     srv.mkdir()
+    home.mkdir()
     for word, args in build:  # COPY exactly what the build stage copies
         if word == "COPY":
             *sources, _ = args.split()
@@ -188,18 +269,32 @@ def test_image_commands_run_from_a_clean_virtualenv(tmp_path: Path, fresh_databa
                     shutil.copytree(src, srv / source, ignore=shutil.ignore_patterns("__pycache__"))
                 else:
                     shutil.copy2(src, srv / source)
-    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
     base_env = {
-        "PATH": f"{venv / 'bin'}:/usr/local/bin:/usr/bin:/bin",
+        # `python` of the build stage: this interpreter (it only builds a wheel and a venv).
+        "PATH": f"{Path(sys.executable).parent}:/usr/local/bin:/usr/bin:/bin",
         "HOME": str(tmp_path),
         "PIP_DISABLE_PIP_VERSION_CHECK": "1",
     }
-    pip_install = next(a for w, a in build if w == "RUN" and "pip install" in a)
-    command = shlex.split(pip_install.replace("/opt/venv", str(venv)))
-    done = subprocess.run(
-        command, cwd=srv, env=base_env, capture_output=True, text=True, timeout=300, check=False
-    )
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    for word, args in build:
+        if word == "RUN":
+            command = args.replace("/opt/venv", str(venv)).replace("/wheels", str(wheels))
+            done = subprocess.run(
+                ["sh", "-c", command],
+                cwd=srv,
+                env=base_env,
+                capture_output=True,
+                text=True,
+                timeout=300,
+                check=False,
+            )
+            assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert [p.name.split("-")[0] for p in wheels.iterdir()] == ["persistd"]
+    shutil.rmtree(srv)
+    installed = subprocess.run(
+        [str(venv / "bin" / "python"), "-c", "import persistd; print(persistd.__file__)"],
+        cwd=home, capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    assert Path(installed.stdout.strip()).is_relative_to(venv), installed.stdout
 
     port = free_port()
     env = {
@@ -217,7 +312,7 @@ def test_image_commands_run_from_a_clean_virtualenv(tmp_path: Path, fresh_databa
 
     def run(args: list[str]) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            args, cwd=srv, env=env, capture_output=True, text=True, timeout=120, check=False
+            args, cwd=home, env=env, capture_output=True, text=True, timeout=120, check=False
         )
 
     compose = yaml.safe_load(COMPOSE.read_text())
@@ -229,7 +324,7 @@ def test_image_commands_run_from_a_clean_virtualenv(tmp_path: Path, fresh_databa
 
     final = final_stage()
     serve = exec_form(next(a for w, a in final if w == "CMD"))
-    server = subprocess.Popen(serve, cwd=srv, env=env, start_new_session=False)
+    server = subprocess.Popen(serve, cwd=home, env=env, start_new_session=False)
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 60
@@ -266,3 +361,21 @@ def test_image_commands_run_from_a_clean_virtualenv(tmp_path: Path, fresh_databa
     assert code in (0, -signal.SIGTERM)
     # And the healthcheck fails once the service is gone.
     assert run(probe).returncode != 0
+
+
+def test_the_systemd_unit_in_the_docs_runs_commands_persistd_has() -> None:
+    from persistd.cli import build_parser
+
+    deploy = (ROOT / "docs" / "deploy.md").read_text()
+    unit = re.search(r"^```ini\n(\[Unit\].*?)^```", deploy, re.M | re.S)
+    assert unit, "docs/deploy.md has no systemd unit"
+    lines = dict(
+        line.split("=", 1) for line in unit.group(1).splitlines() if "=" in line and line[0] != "#"
+    )
+    program, *args = shlex.split(lines["ExecStart"])
+    assert program == "/opt/persistd/bin/persistd"
+    parsed = build_parser().parse_args(args)
+    assert parsed.command == "serve" and parsed.host == "127.0.0.1"
+    assert int(lines["TimeoutStopSec"]) > parsed.graceful_timeout
+    assert lines["KillSignal"] == "SIGTERM"
+    assert "PROMETHEUS_MULTIPROC_DIR=/run/" + lines["RuntimeDirectory"] in deploy

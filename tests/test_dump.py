@@ -116,3 +116,42 @@ def test_import_of_a_missing_folder_fails_clearly(database_url: str, tmp_path: P
     done = persistd("import-dump", str(tmp_path / "nope"), database_url=database_url)
     assert done.returncode == 2
     assert "is not a directory" in done.stderr
+
+
+def test_import_refuses_a_value_over_the_size_limit_as_a_put_does(
+    database_url: str, http: httpx.Client, tmp_path: Path, ns: str
+) -> None:
+    big = json.dumps({"blob": "x" * (1024 * 1024)})  # just over the default 1 MiB limit
+    assert http.put(f"/v1/{ns}/misc/e/records/big", content=big).status_code == 413
+    root = tmp_path / "dump"
+    (root / "data/misc/e").mkdir(parents=True)
+    (root / "data/misc/e/big.json").write_text(big)
+    (root / "data/misc/e/small.json").write_text("1")
+    done = persistd("import-dump", str(root), "--namespace", ns, database_url=database_url)
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "skipped: 1" in done.stdout
+    assert "the limit is 1048576 bytes" in done.stdout
+    assert http.get(f"/v1/{ns}/misc/e/records/big").status_code == 404
+    assert http.get(f"/v1/{ns}/misc/e/records/small").json() == 1
+
+
+def test_backtest_kit_20_dictionary_files_import_and_export_in_their_own_layout(
+    database_url: str, http: httpx.Client, tmp_path: Path, ns: str
+) -> None:
+    # backtest-kit 20.x: ./dump/dictionary/<signalId>/<dictionaryName>.json, beside data/.
+    value = {"id": "prefs", "data": {"risk": {"value": 0.5, "when": 1}}, "when": 1}
+    source = tmp_path / "dump" / "dictionary" / "sig-1" / "prefs.json"
+    source.parent.mkdir(parents=True)
+    source.write_text(json.dumps(value))
+    done = persistd(
+        "import-dump", str(tmp_path / "dump"), "--namespace", ns, database_url=database_url
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert http.get(f"/v1/{ns}/dictionary/sig-1/records/prefs").json() == value
+    out = tmp_path / "exported"
+    done = persistd("export-dump", str(out), "--namespace", ns, database_url=database_url)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert [p.relative_to(out).as_posix() for p in out.rglob("*.json")] == [
+        "dictionary/sig-1/prefs.json"
+    ]
+    assert json.loads((out / "dictionary" / "sig-1" / "prefs.json").read_text()) == value

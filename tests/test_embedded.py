@@ -13,7 +13,8 @@ import httpx
 import pytest
 
 from persistd.db import head_revisions, migrate
-from tests.support import ROOT, Service, embedded_server, free_port
+from persistd.embedded import free_port
+from tests.support import ROOT, Service, embedded_server
 
 pytestmark = pytest.mark.embedded
 

@@ -2,13 +2,20 @@
 
 import asyncio
 import uuid
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Annotated, Any
 
 import httpx
-from fastapi import FastAPI
+import pytest
+from fastapi import APIRouter, Depends, FastAPI, Header, Query, Request
+from starlette.responses import Response
 
+from persistd.api import records
+from persistd.api.common import Domain, Entity, Key, Namespace
+from persistd.api.records import RECORD
+from persistd.api.schemas import VersionOut
 from persistd.config import Settings
-from persistd.fast import RecordRoutes
+from persistd.fast import RecordRoutes, record_routes
 from persistd.main import create_app
 
 SIGNAL = b'{"id":"s1","position":"long","priceOpen":1,"priceTakeProfit":2,"priceStopLoss":0.5}'
@@ -42,10 +49,13 @@ CASES: list[tuple[str, str, dict[str, str], bytes | None]] = [
 VOLATILE = {"date", "last-modified", "x-request-id"}
 
 
+_RECORD_ROUTES: object = RecordRoutes  # Middleware.cls is typed as a factory, not a class
+
+
 def _app(database_url: str, *, fast: bool) -> FastAPI:
     app = create_app(Settings(database_url=database_url, auth="off"))
     if not fast:
-        app.user_middleware = [m for m in app.user_middleware if m.cls is not RecordRoutes]
+        app.user_middleware = [m for m in app.user_middleware if m.cls is not _RECORD_ROUTES]
     return app
 
 
@@ -77,8 +87,67 @@ def test_fast_path_and_router_give_identical_answers(database_url: str) -> None:
         assert a == b
     counts = fast.pop()["counts"]
     statuses = [a["status"] for a in fast]
-    assert statuses == [404, 201, 200, 200, 200, 412, 400, 412, 422, 400, 415, 201, 200, 404,
+    assert statuses == [404, 201, 200, 200, 200, 412, 400, 412, 422, 400, 415, 201, 200, 400,
                         400, 404, 405, 405, 412, 204, 404]  # fmt: skip
     # The fast path labels its requests with the route template, as the router does.
     route = 'route="/v1/{namespace}/{domain}/{entity}/records/{key}"'
     assert f'persistd_http_requests_total{{method="PUT",{route},status="201"}} 2.0' in counts
+
+
+async def _extra_query(
+    request: Request,
+    namespace: Namespace,
+    domain: Domain,
+    entity: Entity,
+    key: Key,
+    fields: Annotated[str | None, Query()] = None,
+) -> Response:
+    return Response()
+
+
+async def _extra_header(
+    request: Request,
+    namespace: Namespace,
+    domain: Domain,
+    entity: Entity,
+    key: Key,
+    x_trace: Annotated[str | None, Header()] = None,
+) -> Response:
+    return Response()
+
+
+async def _extra_body(
+    request: Request,
+    namespace: Namespace,
+    domain: Domain,
+    entity: Entity,
+    key: Key,
+    doc: VersionOut,
+) -> Response:
+    return Response()
+
+
+async def _dependency(
+    request: Request,
+    namespace: Namespace,
+    domain: Domain,
+    entity: Entity,
+    key: Key,
+    settings: Annotated[Settings, Depends(Settings)],
+) -> Response:
+    return Response()
+
+
+@pytest.mark.parametrize("handler", [_extra_query, _extra_header, _extra_body, _dependency])
+def test_record_handler_with_a_parameter_the_fast_path_does_not_pass_refuses_to_start(
+    monkeypatch: pytest.MonkeyPatch, handler: Callable[..., Awaitable[Response]]
+) -> None:
+    router = APIRouter()
+    router.add_api_route(RECORD, handler, methods=["GET"])
+    monkeypatch.setattr(records, "router", router)
+    with pytest.raises(RuntimeError, match="record fast path"):
+        create_app(Settings(database_url="postgresql://unused", auth="off"))
+
+
+def test_the_shipped_record_handlers_pass_the_check() -> None:
+    assert set(record_routes(records.router.routes)) == {"GET", "HEAD", "PUT", "DELETE"}

@@ -24,6 +24,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from persistd.embedded import EmbeddedPostgres
 from tests.support import Service, embedded_server, scratch_database
 
 POOL_TIMEOUT = 1.0
@@ -181,7 +182,7 @@ def check_bounded(load: Load) -> None:
 
 
 @pytest.fixture
-def own_postgres() -> Iterator[object]:
+def own_postgres() -> Iterator[EmbeddedPostgres]:
     """A PostgreSQL of this test's own: it is stopped and restarted, never the shared one."""
     data_dir = Path(tempfile.mkdtemp(prefix="persistd-faults-"))
     try:
@@ -192,7 +193,7 @@ def own_postgres() -> Iterator[object]:
 
 
 def test_database_restart_under_write_load_answers_503_fast_and_loses_no_ack(
-    own_postgres: object, ns: str
+    own_postgres: EmbeddedPostgres, ns: str
 ) -> None:
     server = own_postgres
     deadline = time.monotonic() + 60
@@ -224,7 +225,7 @@ def test_database_restart_under_write_load_answers_503_fast_and_loses_no_ack(
     assert time.monotonic() < deadline, "the test ran past its 60 s bound"
 
 
-def _postgres_processes(server: object) -> list[int]:
+def _postgres_processes(server: EmbeddedPostgres) -> list[int]:
     """The postmaster of our own server and every process it forked."""
     pgdata: Path = server.pgdata
     postmaster = int((pgdata / "postmaster.pid").read_text().split()[0])
@@ -240,7 +241,7 @@ def _postgres_processes(server: object) -> list[int]:
 
 
 def test_frozen_database_under_write_load_answers_503_within_the_timeouts(
-    own_postgres: object, ns: str
+    own_postgres: EmbeddedPostgres, ns: str
 ) -> None:
     server = own_postgres
     deadline = time.monotonic() + 60

@@ -5,15 +5,27 @@ Requests go over raw sockets so that bytes httpx would refuse to send (invalid U
 NaN literals, lying Content-Length, unknown methods) reach the server exactly as written.
 """
 
+import asyncio
 import contextlib
+import os
 import re
+import resource
 import socket
+import statistics
+import subprocess
+import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import httpx
 import pytest
+
+from persistd.embedded import free_port
+from persistd.protocol import LINGER_SECONDS as LINGER
+from tests.support import Service
 
 PROBLEM = "application/problem+json"
 TIMEOUT = 15.0  # no hostile request may take longer than this to be answered
@@ -234,6 +246,20 @@ CASES: list[tuple[str, Build, int, set[str]]] = [
      400, {"invalid_name"}),
     ("name-namespace-slash", lambda ns: request_bytes(
         "PUT", b"/v1/" + ns.encode() + b"%2Fx/misc/e/records/k", b"1"), 400, {"invalid_name"}),
+    # malformed percent-escapes: "%ZZ" must not be a second spelling of "%25ZZ"
+    ("escape-key-zz", lambda ns: request_bytes("PUT", _rec(ns, b"%ZZ"), b"1"), 400,
+     {"invalid_name"}),
+    ("escape-key-one-digit", lambda ns: request_bytes("PUT", _rec(ns, b"a%4"), b"1"), 400,
+     {"invalid_name"}),
+    ("escape-key-lone", lambda ns: request_bytes("PUT", _rec(ns, b"%"), b"1"), 400,
+     {"invalid_name"}),
+    ("escape-key-get", lambda ns: request_bytes("GET", _rec(ns, b"x%g1")), 400, {"invalid_name"}),
+    ("escape-entity", lambda ns: request_bytes("PUT", _rec(ns, entity=b"e%Z1"), b"1"), 400,
+     {"invalid_name"}),
+    ("escape-entity-listing", lambda ns: request_bytes("GET", _coll(ns, b"%/records")), 400,
+     {"invalid_name"}),
+    ("escape-domain", lambda ns: request_bytes("PUT", _rec(ns, domain=b"m%zz"), b"1"), 400,
+     {"invalid_name"}),
     ("name-batch-key-dotdot", lambda ns: request_bytes(
         "POST", _coll(ns, b"/batch-put"), b'{"items":[{"key":"..","value":1}]}'), 400,
      {"invalid_name"}),
@@ -506,3 +532,339 @@ def test_oversized_declared_body_is_refused_without_waiting_for_it(service_url: 
     )
     assert reply.status == 413
     assert reply.seconds < 5
+
+
+# ---- slow, idle and too many clients (persistd.protocol, persistd.body) ----
+
+
+def _read_until_closed(sock: socket.socket, limit: float) -> tuple[bytes, float | None]:
+    """Everything the server sends until it closes the connection, and when it did (None if
+    it was still open after `limit` seconds)."""
+    started = time.monotonic()
+    received = b""
+    while (left := limit - (time.monotonic() - started)) > 0:
+        sock.settimeout(left)
+        try:
+            chunk = sock.recv(65536)
+        except TimeoutError:
+            break
+        except ConnectionResetError:
+            return received, time.monotonic() - started
+        if not chunk:
+            return received, time.monotonic() - started
+        received += chunk
+    return received, None
+
+
+def _problem_code(received: bytes) -> tuple[int, str]:
+    head, _, body = received.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 "), received[:200]
+    assert b"content-type: application/problem+json" in head.lower(), head
+    code = httpx.Response(200, content=body).json()["code"]
+    return int(head.split()[1]), str(code)
+
+
+def _connect(service_url: str) -> socket.socket:
+    return socket.create_connection(_split_url(service_url), timeout=TIMEOUT)
+
+
+@pytest.fixture(scope="module")
+def impatient(database_url: str) -> Iterator[Service]:
+    """A service with one-second deadlines for headers, bodies and idle keep-alive."""
+    env = {
+        "PERSISTD_HEADER_TIMEOUT": "1",
+        "PERSISTD_BODY_TIMEOUT": "1",
+        "PERSISTD_KEEPALIVE_TIMEOUT": "1",
+    }
+    with Service(database_url, env=env) as svc:
+        yield svc
+
+
+@pytest.fixture(scope="module")
+def small(database_url: str) -> Iterator[Service]:
+    """A service with room for 6 connections and 2 requests in progress."""
+    env = {"PERSISTD_MAX_CONNECTIONS": "6", "PERSISTD_MAX_REQUESTS": "2"}
+    with Service(database_url, env=env) as svc:
+        yield svc
+
+
+def test_declared_body_over_the_limit_is_answered_413_at_once_and_closed(
+    service_url: str, ns: str
+) -> None:
+    with _connect(service_url) as sock:
+        head = request_bytes("PUT", _rec(ns), declared=50_000_000).replace(
+            b"Connection: close\r\n", b""
+        )
+        sock.sendall(head + b'{"a":1}')
+        received, closed_after = _read_until_closed(sock, 5)
+    assert _problem_code(received) == (413, "payload_too_large")
+    assert closed_after is not None and closed_after < 4, "the connection was kept open"
+
+
+def test_body_trickled_past_the_body_timeout_gets_408(impatient: Service, ns: str) -> None:
+    with _connect(impatient.url) as sock:
+        sock.sendall(b"PUT " + _rec(ns) + b" HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n1")
+        started = time.monotonic()
+        received = b""
+        while not received and time.monotonic() - started < 5:
+            with contextlib.suppress(OSError):
+                sock.sendall(b" ")
+            received, _ = _read_until_closed(sock, 0.3)
+        elapsed = time.monotonic() - started
+        rest, closed_after = _read_until_closed(sock, 4)
+    assert _problem_code(received + rest) == (408, "request_timeout")
+    assert 0.8 < elapsed < 4
+    assert closed_after is not None
+
+
+def test_headers_trickled_past_the_header_timeout_get_408(impatient: Service) -> None:
+    with _connect(impatient.url) as sock:
+        sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+        started = time.monotonic()
+        received = b""
+        while not received and time.monotonic() - started < 5:
+            with contextlib.suppress(OSError):
+                sock.sendall(b"a")
+            received, _ = _read_until_closed(sock, 0.3)
+        elapsed = time.monotonic() - started
+        rest, closed_after = _read_until_closed(sock, 4)
+    assert _problem_code(received + rest) == (408, "request_timeout")
+    assert 0.8 < elapsed < 4
+    assert closed_after is not None
+
+
+def test_connection_that_sends_nothing_is_closed(impatient: Service) -> None:
+    with _connect(impatient.url) as sock:
+        received, closed_after = _read_until_closed(sock, 5)
+    assert closed_after is not None and closed_after < 4
+    assert _problem_code(received) == (408, "request_timeout")
+
+
+def test_idle_keep_alive_connection_is_closed(impatient: Service) -> None:
+    with _connect(impatient.url) as sock:
+        sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        received, closed_after = _read_until_closed(sock, 4)
+    assert received.startswith(b"HTTP/1.1 200 "), received[:200]
+    assert closed_after is not None and closed_after < 3, "the idle connection was kept open"
+
+
+def test_answer_before_the_body_arrived_closes_the_connection(service_url: str) -> None:
+    # A route that reads no body answers at once; the body the client still sends would
+    # otherwise hold the connection (each byte resets the keep-alive timer).
+    with _connect(service_url) as sock:
+        sock.sendall(b"DELETE /v1/NOPE/misc/e/records/k HTTP/1.1\r\nHost: x\r\n"
+                     b"Content-Length: 1000\r\n\r\nx")  # fmt: skip
+        received, closed_after = _read_until_closed(sock, 5)
+    assert _problem_code(received) == (400, "invalid_name")
+    assert closed_after is not None and closed_after < 4
+
+
+def test_connections_past_the_maximum_get_503(small: Service) -> None:
+    time.sleep(0.3)  # the readiness probe's connection is gone from the server's count
+    with contextlib.ExitStack() as stack:
+        held = [stack.enter_context(_connect(small.url)) for _ in range(6)]
+        with _connect(small.url) as extra:
+            received, closed_after = _read_until_closed(extra, 5)
+        assert _problem_code(received) == (503, "overloaded")
+        assert b"retry-after: 1" in received.lower()
+        assert closed_after is not None
+        held[0].sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        assert _read_until_closed(held[0], 5)[0].startswith(b"HTTP/1.1 200 ")
+    assert httpx.get(small.url + "/healthz").status_code == 200
+
+
+def test_requests_past_the_maximum_get_503(small: Service, ns: str) -> None:
+    with contextlib.ExitStack() as stack:
+        for i in range(2):  # two requests in progress, waiting for their bodies
+            sock = stack.enter_context(_connect(small.url))
+            sock.sendall(b"PUT " + _rec(ns, b"k%d" % i) + b" HTTP/1.1\r\nHost: x\r\n"
+                         b"Content-Length: 10\r\n\r\n")  # fmt: skip
+        time.sleep(0.3)
+        with _connect(small.url) as extra:
+            extra.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+            received, closed_after = _read_until_closed(extra, 5)
+        assert _problem_code(received) == (503, "overloaded")
+        assert closed_after is not None
+    time.sleep(0.3)
+    assert httpx.get(small.url + "/healthz").status_code == 200
+
+
+# ---- slowloris ----
+
+SLOW_CLIENTS = 500
+SLOW_DEADLINE = 6.0  # the header and body timeouts of the attacked service
+WINDOWS, SAMPLES = 3, 200  # p99 measured in windows of sequential requests; the best one counts
+
+
+def _raise_file_limit(needed: int) -> None:
+    """The test and its service (which inherits it) each hold one socket per slow client."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != resource.RLIM_INFINITY and soft < needed:
+        target = needed if hard == resource.RLIM_INFINITY else min(needed, hard)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+
+
+def _rss_bytes(pid: int) -> int:
+    status = Path(f"/proc/{pid}/status").read_text()
+    match = re.search(r"^VmRSS:\s+(\d+) kB", status, re.M)
+    assert match, status
+    return int(match.group(1)) * 1024
+
+
+@dataclass
+class Slow:
+    """What one slow client saw: the server's answer and when it closed the connection."""
+
+    kind: str
+    received: bytes = b""
+    closed_after: float | None = None
+
+
+async def _trickle(host: str, port: int, slow: Slow, prefix: bytes, connected: list[int]) -> None:
+    reader, writer = await asyncio.open_connection(host, port)
+    started = time.monotonic()
+    writer.write(prefix)
+    connected.append(1)
+    try:
+        while time.monotonic() - started < 2 * SLOW_DEADLINE:
+            try:
+                chunk = await asyncio.wait_for(reader.read(65536), 1.0)
+            except TimeoutError:
+                writer.write(b"a" if slow.kind == "headers" else b" ")  # one byte a second
+                continue
+            if not chunk:
+                slow.closed_after = time.monotonic() - started
+                return
+            slow.received += chunk
+    except ConnectionError:
+        slow.closed_after = time.monotonic() - started
+    finally:
+        writer.close()
+
+
+def _attack(url: str, ns: str, slows: list[Slow], connected: list[int]) -> threading.Thread:
+    host, port = _split_url(url)
+    prefixes = {
+        "headers": b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: ",
+        "body": b"PUT "
+        + _rec(ns, b"slow")
+        + b" HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n",
+    }
+
+    async def run() -> None:
+        await asyncio.gather(*(_trickle(host, port, s, prefixes[s.kind], connected) for s in slows))
+
+    thread = threading.Thread(target=asyncio.run, args=(run(),), daemon=True)
+    thread.start()
+    return thread
+
+
+def _p99(client: httpx.Client, path: str, until: float = float("inf")) -> list[float]:
+    """The p99 of each window of SAMPLES sequential requests over one keep-alive connection,
+    alternating writes and reads (sequential on one connection, the number measures the
+    service, not a client-side queue); after the first, no new window starts after `until`.
+
+    The machine is shared: other jobs only ever add latency, so the best window is the one
+    least disturbed by them, while anything the slow clients cost is in every window.
+    """
+    windows: list[float] = []
+    while not windows or (len(windows) < WINDOWS and time.monotonic() < until):
+        seconds = []
+        for i in range(SAMPLES):
+            started = time.perf_counter()
+            if i % 2:
+                assert client.get(path).status_code == 200
+            else:
+                assert client.put(path, json={"i": i}).status_code in (200, 201)
+            seconds.append(time.perf_counter() - started)
+        windows.append(statistics.quantiles(seconds, n=100)[98])
+    return windows
+
+
+def test_500_slow_clients_do_not_slow_down_ordinary_requests(database_url: str, ns: str) -> None:
+    _raise_file_limit(4 * SLOW_CLIENTS)
+    env = {
+        "PERSISTD_HEADER_TIMEOUT": str(SLOW_DEADLINE),
+        "PERSISTD_BODY_TIMEOUT": str(SLOW_DEADLINE),
+    }
+    path = f"/v1/{ns}/misc/e/records/ordinary"
+    with Service(database_url, env=env) as svc, httpx.Client(base_url=svc.url) as client:
+        assert svc.process is not None
+        _p99(client, path, until=0)  # warm up: prepared statements, pool, caches
+        quiet = _p99(client, path)
+        rss_before = _rss_bytes(svc.process.pid)
+
+        slows = [Slow("headers" if i % 2 else "body") for i in range(SLOW_CLIENTS)]
+        connected: list[int] = []
+        started = time.monotonic()
+        attack = _attack(svc.url, ns, slows, connected)
+        while len(connected) < SLOW_CLIENTS and time.monotonic() - started < SLOW_DEADLINE / 2:
+            time.sleep(0.05)
+        assert len(connected) == SLOW_CLIENTS, f"only {len(connected)} slow clients connected"
+        attacked = _p99(client, path, until=started + SLOW_DEADLINE / 2)
+        measured_within = time.monotonic() - started
+        rss_during = _rss_bytes(svc.process.pid)
+        attack.join(2 * SLOW_DEADLINE + 5)
+        rss_after = _rss_bytes(svc.process.pid)
+
+    quiet_p99, attacked_p99 = min(quiet), min(attacked)
+    print(
+        f"\nslowloris: p99 (best of {[round(w * 1000, 1) for w in quiet]} ms) quiet "
+        f"{quiet_p99 * 1000:.1f} ms, with {SLOW_CLIENTS} slow clients "
+        f"{attacked_p99 * 1000:.1f} ms (best of {[round(w * 1000, 1) for w in attacked]}; "
+        f"x{attacked_p99 / quiet_p99:.2f}, measured within "
+        f"{measured_within:.1f} s); RSS {rss_before >> 20} MiB before, {rss_during >> 20} "
+        f"during, {rss_after >> 20} after"
+    )
+    assert measured_within < SLOW_DEADLINE, "the slow clients were not all open while measured"
+    assert attacked_p99 < 0.100
+    assert rss_during - rss_before < 64 * MiB
+    assert not attack.is_alive()
+    still_open = [s for s in slows if s.closed_after is None]
+    assert not still_open, f"{len(still_open)} slow clients were never disconnected"
+    for s in slows:
+        assert s.closed_after is not None and s.closed_after < SLOW_DEADLINE + LINGER + 3, s
+        assert _problem_code(s.received) == (408, "request_timeout"), s
+
+
+def test_headers_over_the_limit_get_431_before_they_fill_memory(service_url: str) -> None:
+    with _connect(service_url) as sock:
+        sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: ")
+        with contextlib.suppress(OSError):  # the server stops reading once it has answered
+            for _ in range(64):
+                sock.sendall(b"a" * 16 * 1024)
+        received, closed_after = _read_until_closed(sock, 5)
+    assert _problem_code(received) == (431, "headers_too_large")
+    assert closed_after is not None
+
+
+def test_persistd_serve_applies_the_limits_from_the_environment(database_url: str) -> None:
+    # `persistd serve` (like the image's uvicorn command) needs no flags: the protocol reads them.
+    port = free_port()
+    env = {
+        **os.environ,
+        "PERSISTD_DATABASE_URL": database_url,
+        "PERSISTD_HEADER_TIMEOUT": "1",
+        "PERSISTD_MAX_CONNECTIONS": "2",
+        "PERSISTD_LOG_LEVEL": "warning",
+    }
+    cmd = [sys.executable, "-m", "persistd.cli", "serve", "--port", str(port), "--no-migrate"]
+    process = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            with contextlib.suppress(httpx.TransportError):
+                if httpx.get(url + "/readyz", timeout=1).status_code == 200:
+                    break
+            time.sleep(0.1)
+        with _connect(url) as first, _connect(url) as second:
+            with _connect(url) as third:
+                assert _problem_code(_read_until_closed(third, 5)[0]) == (503, "overloaded")
+            received, closed_after = _read_until_closed(first, 5)
+            assert _problem_code(received) == (408, "request_timeout")
+            assert closed_after is not None and closed_after < 4
+            second.close()
+    finally:
+        process.terminate()
+        process.wait(30)

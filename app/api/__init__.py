@@ -2,9 +2,10 @@
 
 from fastapi import APIRouter
 
-from . import collections, history, inspection, records
+from . import collections, contract, history, inspection, records
 
 router = APIRouter()
-# history first: /v1/{ns}/changes, /watch and /restore before /v1/{ns}/{domain}.
-for part in (history, records, collections, inspection):
+# The contract first: /v1/_contract would otherwise match /v1/{namespace}. History before
+# inspection: /v1/{ns}/changes, /watch and /restore before /v1/{ns}/{domain}.
+for part in (contract, records, collections, history, inspection):
     router.include_router(part.router)

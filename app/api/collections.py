@@ -8,9 +8,10 @@ from starlette.responses import Response
 
 from .. import body
 from ..auth import require
+from ..contract import MAX_NEWEST, MAX_PAGE
 from ..errors import InvalidRequest, PayloadTooLarge
 from ..names import check_name, parse_time
-from ..shapes import check_value
+from ..shapes import check_write
 from ..store import history as log
 from .common import (
     ENTITY,
@@ -55,12 +56,12 @@ async def list_records(
     namespace: Namespace,
     domain: Domain,
     entity: Entity,
-    limit: Annotated[int, Query(ge=1, le=1000, description="page size")] = 100,
+    limit: Annotated[int, Query(ge=1, le=MAX_PAGE, description="page size")] = 100,
     cursor: Annotated[str | None, Query(description="next_cursor of the previous page")] = None,
     values: Annotated[bool, Query(description="return {key, value, version, updated_at}")] = False,
     newest: Annotated[
         int | None,
-        Query(ge=1, le=10000, description="the N most recently written records, oldest first"),
+        Query(ge=1, le=MAX_NEWEST, description="the N most recently written records, oldest first"),
     ] = None,
     at: Annotated[
         str | None, Query(description="the records as they stood at this RFC 3339 time")
@@ -174,11 +175,8 @@ async def batch_put(
         if item.key in seen:
             raise InvalidRequest(f"items[{i}].key {item.key!r} appears twice in the batch")
         seen.add(item.key)
-        if len(orjson.dumps(item.value)) > settings.max_value_bytes:
-            raise PayloadTooLarge(
-                f"items[{i}].value is over the limit of {settings.max_value_bytes} bytes"
-            )
-        check_value(coll.domain, item.value, item.key)
+        size = len(orjson.dumps(item.value))
+        check_write(coll.domain, item.value, size, settings.max_value_bytes, item.key)
     keys = [item.key for item in req.items]
     written = await store_of(request).batch_put(
         coll,

@@ -6,7 +6,7 @@ from starlette.responses import Response
 from .. import body
 from ..auth import require
 from ..errors import InvalidRequest
-from ..shapes import check_value
+from ..shapes import check_write
 from .common import (
     ENTITY,
     Domain,
@@ -90,8 +90,9 @@ async def put_record(
     create_only = parse_create_only(request)
     if if_match is not None and create_only:
         raise InvalidRequest("If-Match and If-None-Match cannot be combined")
-    raw = await body.read_body(request, settings_of(request).max_value_bytes)
-    check_value(addr.domain, body.parse_json(raw))
+    limit = settings_of(request).max_value_bytes
+    raw = await body.read_body(request, limit)
+    check_write(addr.domain, body.parse_json(raw), len(raw), limit)
     meta = await store_of(request).put(
         addr, raw.decode(), if_match=if_match, create_only=create_only, writer=writer_of(principal)
     )

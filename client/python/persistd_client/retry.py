@@ -62,14 +62,21 @@ class RetryPolicy:
 NO_RETRY = RetryPolicy(max_attempts=1)
 
 
+def ascii_int(text: str) -> int | None:
+    """A non-negative decimal of ASCII digits, or None (isdigit() alone accepts "²", which
+    int() and float() reject)."""
+    return int(text) if text.isascii() and text.isdigit() else None
+
+
 def retry_after(response: httpx.Response) -> float | None:
     """The Retry-After header in seconds (delta-seconds or an HTTP date), or None."""
     value = response.headers.get("retry-after")
     if value is None:
         return None
     value = value.strip()
-    if value.isdigit():
-        return float(value)
+    seconds = ascii_int(value)
+    if seconds is not None:
+        return float(seconds)
     try:
         when = parsedate_to_datetime(value)
     except (TypeError, ValueError):

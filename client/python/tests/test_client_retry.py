@@ -280,6 +280,29 @@ def test_retry_after_as_an_http_date_is_understood() -> None:
     assert retry_after(httpx.Response(503)) is None
 
 
+NON_ASCII_DIGITS = ["\N{SUPERSCRIPT TWO}", "\N{ARABIC-INDIC DIGIT THREE}", "1\N{SUPERSCRIPT ONE}"]
+
+
+@pytest.mark.parametrize("header", NON_ASCII_DIGITS)
+def test_a_retry_after_of_non_ascii_digits_is_ignored_not_a_crash(header: str) -> None:
+    # Sent as UTF-8 bytes, as a misbehaving proxy would; httpx decodes them back to `header`.
+    answer = httpx.Response(503, headers=[(b"Retry-After", header.encode())])
+    assert answer.headers["retry-after"] == header
+    assert retry_after(answer) is None
+    time = FakeTime()
+    script = Script(answer, created(1))
+    assert script.sync(time).put("d", "e", "k", 1) == Written(version=1, created=True)
+    assert time.sleeps == [0.25]
+
+
+def test_an_etag_of_non_ascii_digits_is_an_invalid_response() -> None:
+    etag = '"\N{SUPERSCRIPT TWO}"'.encode()
+    script = Script(httpx.Response(200, json=1, headers=[(b"ETag", etag)]))
+    with pytest.raises(PersistError) as caught:
+        script.sync(FakeTime()).get("d", "e", "k")
+    assert caught.value.code == "invalid_response"
+
+
 def test_a_policy_of_zero_attempts_is_refused() -> None:
     with pytest.raises(ValueError):
         RetryPolicy(max_attempts=0)

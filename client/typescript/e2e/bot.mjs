@@ -16,6 +16,7 @@
 //   BOT_RISK_BARRIER=1  after the first risk read, print {"marker":"risk-read"} and wait for a
 //                   line on stdin before returning it (the shared-risk test lines two bots up)
 //   BOT_EXTRAS=1    also persist Storage, Recent, Notification and Log (opt-ins in backtest-kit)
+//   BOT_OPT_IN=1    setup({ optIn: true }) makes the Storage, Notification and Log opt-ins itself
 //   BOT_RISK_NAIVE=1  (control) write risk as a plain PUT, without the adapter's merge
 //   PERSISTD_URL, PERSISTD_NAMESPACE  the service and this bot's namespace
 
@@ -41,7 +42,7 @@ if (env.BOT_RISK_BARRIER !== "1") stdinLines.close();
 
 if ((env.BOT_PERSIST ?? "persistd") === "persistd") {
   const { setup } = await import("persistd-backtest-kit");
-  const adapters = setup({ url: env.PERSISTD_URL, namespace: env.PERSISTD_NAMESPACE });
+  const adapters = setup({ url: env.PERSISTD_URL, namespace: env.PERSISTD_NAMESPACE, optIn: env.BOT_OPT_IN === "1" });
   if (env.BOT_RISK_BARRIER === "1") {
     let first = true;
     class RiskWithBarrier extends adapters.Risk {

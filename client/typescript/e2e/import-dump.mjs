@@ -3,13 +3,13 @@
 //   PERSISTD_URL=... node e2e/import-dump.mjs <dir containing dump/ or the dump itself> <namespace>
 //
 // Uses the package's documented mapping (README, "Mapping"): addressOfDumpPath turns
-// dump/data/<domain>/<entity dirs>/<key>.json and dump/{memory,state,session}/<entity dirs>/<key>.json
+// dump/data/<domain>/<entity dirs>/<key>.json and dump/{memory,state,session,dictionary}/<entity dirs>/<key>.json
 // into (domain, entity, key). `persistd import-dump` implements the same mapping in Python.
 
 import { readFileSync, readdirSync, statSync } from "node:fs";
 import { basename, dirname, join, relative, resolve } from "node:path";
 
-import { addressOfDumpPath, MAX_BATCH, PersistdClient } from "persistd-backtest-kit/core";
+import { addressOfDumpPath, PersistdClient } from "persistd-backtest-kit/core";
 
 let root = resolve(process.argv[2] ?? ".");
 if (basename(root) === "dump") root = dirname(root);
@@ -46,9 +46,7 @@ walk(join(root, "dump"));
 
 const counts = {};
 for (const { domain, entity, items } of groups.values()) {
-  for (let i = 0; i < items.length; i += MAX_BATCH) {
-    await client.batchPut(domain, entity, items.slice(i, i + MAX_BATCH), "upsert");
-  }
+  await client.batchPut(domain, entity, items, "upsert"); // in batches within the service's limits
   counts[domain] = (counts[domain] ?? 0) + items.length;
 }
 process.stdout.write(JSON.stringify({ namespace, imported: counts, skipped }) + "\n");

@@ -1,59 +1,63 @@
-// Adapter layer: the 16 backtest-kit instance classes, generated from one table over one client.
+// Adapter layer: the backtest-kit instance classes, generated from one table over one client.
 //
 // Each table row names a domain, how its constructor arguments become an address (mapping.ts)
-// and the kinds (kinds.ts) that make up its methods, under backtest-kit's method names.
+// and the kinds (kinds.ts) that make up its methods, under backtest-kit's method names. The
+// table is typed by the contracts in types.ts: a row must supply exactly its contract's
+// methods with their signatures, so a misspelt or missing method fails `tsc --strict`.
 
 import { InitOnce } from "./base.js";
-import { PersistdClient, type ClientOptions } from "./http.js";
+import { PersistdClient } from "./http.js";
 import {
   bucket,
   candles,
+  candleState,
   collection,
   dispose,
   document,
+  exists,
   keyedDocument,
   restoreSignal,
   restoreStrategy,
   risk,
-  stepMs,
+  type Base,
+  type CandleState,
   type Context,
   type Instance,
-  type Method,
+  type NoState,
+  type RiskState,
 } from "./kinds.js";
 import { addressOf } from "./mapping.js";
-import { DOMAIN_NAMES, type CandleData, type DomainName, type PersistdAdapters } from "./types.js";
+import type { AdapterOptions } from "./options.js";
+import { DOMAIN_NAMES, type DomainName, type PersistdAdapters } from "./types.js";
 
-/** Options of `createAdapters` and `setup`. */
-export interface AdapterOptions extends ClientOptions {
-  /**
-   * Per-domain namespace overrides, for state shared on purpose across bots that otherwise have
-   * namespaces of their own: e.g. `{ Risk: "desk-1", Candle: "market" }`.
-   */
-  sharedNamespaces?: Partial<Record<DomainName, string>>;
-  /**
-   * Newest records read back per collection (they are never deleted, so they grow): the engine
-   * keeps the last 50 storage rows, 500 notifications and 1000 log lines. Defaults 1000 each.
-   */
-  readLimits?: { storage?: number; notification?: number; log?: number };
-  /** Closed candles kept in memory per candle instance (they are immutable). Default 10000; 0 disables. */
-  candleCacheSize?: number;
-  /**
-   * Config defaults restored on signal rows written before backtest-kit had the field, as its
-   * own file adapter does. `setup()` fills it from backtest-kit's `getConfig()`.
-   */
-  signalDefaults?: () => { multiplier?: number; isolated?: boolean };
-  /** Give up a Risk read-merge-write after this many lost races. Default 100. */
-  maxRiskConflicts?: number;
-}
+type Args<N extends DomainName> = ConstructorParameters<PersistdAdapters[N]>;
+type Contract<N extends DomainName> = InstanceType<PersistdAdapters[N]>;
 
-interface Row {
-  address: (...args: any[]) => { domain: string; entity: string; key?: string };
-  methods: Record<string, Method>;
+/** The state each domain's instances keep besides their address (the others keep none). */
+interface States {
+  Candle: CandleState;
+  Risk: RiskState;
 }
+type StateOf<N extends DomainName> = N extends keyof States ? States[N] : NoState;
+
+/** The methods a row supplies: exactly its contract's, but waitForInit (shared by all). */
+export type Methods<N extends DomainName> = {
+  [M in Exclude<keyof Contract<N>, "waitForInit">]: Contract<N>[M] extends (...args: infer A) => infer R
+    ? (this: Instance<StateOf<N>>, ...args: A) => R
+    : never;
+};
+
+/** One domain of the table: its address, its methods, and its state when it keeps one. */
+export type Row<N extends DomainName> = {
+  address: (...args: Args<N>) => { domain: string; entity: string; key?: string };
+  methods: Methods<N>;
+} & (NoState extends StateOf<N>
+  ? { state?: undefined }
+  : { state: (ctx: Context, ...args: Args<N>) => StateOf<N> });
 
 // ---- the table ----
 
-const TABLE: Record<DomainName, Row> = {
+const TABLE: { readonly [N in DomainName]: Row<N> } = {
   Signal: {
     address: addressOf.signal,
     methods: document("readSignalData", "writeSignalData", (ctx, row) => restoreSignal(ctx, row)),
@@ -75,7 +79,7 @@ const TABLE: Record<DomainName, Row> = {
     address: addressOf.breakeven,
     methods: keyedDocument("readBreakevenData", "writeBreakevenData"),
   },
-  Candle: { address: addressOf.candle, methods: candles },
+  Candle: { address: addressOf.candle, state: candleState, methods: candles },
   Storage: {
     address: addressOf.storage,
     methods: collection("readStorageData", "writeStorageData", "upsert", "storage", (ctx, row) =>
@@ -120,9 +124,9 @@ const TABLE: Record<DomainName, Row> = {
         write: "writeMemoryData",
         remove: "removeMemoryData",
         list: "listMemoryData",
-        has: "hasMemoryData",
         listEntry: (memoryId, data) => ({ memoryId, data }),
       }),
+      ...exists("hasMemoryData"),
       ...dispose,
     },
   },
@@ -138,6 +142,11 @@ const TABLE: Record<DomainName, Row> = {
     address: addressOf.session,
     methods: { ...document("readSessionData", "writeSessionData"), ...dispose },
   },
+  // backtest-kit 20.x only; `install` skips it on a backtest-kit without PersistDictionaryAdapter.
+  Dictionary: {
+    address: addressOf.dictionary,
+    methods: { ...document("readDictionaryData", "writeDictionaryData"), ...dispose },
+  },
 };
 
 /**
@@ -145,48 +154,71 @@ const TABLE: Record<DomainName, Row> = {
  * after the first call; only an initial call makes one request (POST init), and a failed one is
  * retried by the next call instead of being cached.
  */
-function waitForInit(this: Instance, initial: boolean): Promise<void> {
+function waitForInit(this: Base, initial: boolean): Promise<void> {
   return this._init.wait(initial, () => this.client.init(this.domain, this.entity, true));
 }
 
-function makeClass(name: DomainName, row: Row, ctx: Context): new (...args: any[]) => object {
-  const client = ctx.client.withNamespace(ctx.options.sharedNamespaces?.[name] ?? ctx.client.namespace);
+/**
+ * A class named `name` whose instances hold `init(...args)` and inherit `proto`. TypeScript
+ * cannot type a prototype assembled at run time, so this one signature states what the body
+ * builds; every caller's `init` and `proto` are checked.
+ */
+function classOf<A extends unknown[], I extends object, P extends object>(
+  name: string,
+  init: (...args: A) => I,
+  proto: P,
+): new (...args: A) => I & P {
   const Class = class {
-    constructor(...args: any[]) {
-      const address = row.address(...args);
-      const self = this as unknown as Record<string, unknown>;
-      self.domain = address.domain;
-      self.entity = address.entity;
-      self.key = address.key;
-      self.client = client;
-      self.ctx = ctx;
-      self._init = new InitOnce();
-      if (name === "Candle") {
-        self.interval = args[1];
-        stepMs(args[1]);
-        const size = ctx.options.candleCacheSize ?? 10_000;
-        self.cache = size > 0 ? new Map<number, CandleData>() : undefined;
-      }
+    constructor(...args: A) {
+      Object.assign(this, init(...args));
     }
   };
-  Object.defineProperty(Class, "name", { value: `Persistd${name}Instance` });
-  const methods: Record<string, Method> = { waitForInit, ...row.methods };
-  for (const [method, fn] of Object.entries(methods)) {
+  Object.defineProperty(Class, "name", { value: name });
+  for (const [method, fn] of Object.entries(proto)) {
     Object.defineProperty(Class.prototype, method, { value: fn, writable: true, configurable: true });
   }
-  return Class;
+  return Class as unknown as new (...args: A) => I & P;
 }
 
-/** The 16 instance classes over one client, by domain name (`Signal`, `Risk`, ...). */
+function makeClass<N extends DomainName>(name: N, ctx: Context) {
+  const row: Row<N> = TABLE[name];
+  const client = ctx.client.withNamespace(ctx.options.sharedNamespaces?.[name] ?? ctx.client.namespace);
+  const init = (...args: Args<N>): Base & StateOf<N> => {
+    const address = row.address(...args);
+    const base: Base = { ...address, key: address.key ?? "", client, ctx, _init: new InitOnce() };
+    const state = (row.state as ((ctx: Context, ...args: Args<N>) => StateOf<N>) | undefined)?.(ctx, ...args);
+    return { ...base, ...(state ?? ({} as StateOf<N>)) };
+  };
+  return classOf(`Persistd${name}Instance`, init, { waitForInit, ...row.methods });
+}
+
+/** The instance classes over one client, by domain name (`Signal`, `Risk`, ...). */
 export function createAdapters(options: AdapterOptions = {}): PersistdAdapters {
   const ctx: Context = { client: new PersistdClient(options), options };
   for (const [name, ns] of Object.entries(options.sharedNamespaces ?? {})) {
     if (!(DOMAIN_NAMES as readonly string[]).includes(name)) throw new Error(`persistd: unknown domain ${name}`);
     ctx.client.withNamespace(ns as string); // validates the slug now
   }
-  const out: Record<string, unknown> = {};
-  for (const name of DOMAIN_NAMES) out[name] = makeClass(name, TABLE[name], ctx);
-  return out as unknown as PersistdAdapters;
+  // Spelt out so that tsc checks each class against its contract in PersistdAdapters.
+  return {
+    Signal: makeClass("Signal", ctx),
+    Risk: makeClass("Risk", ctx),
+    Schedule: makeClass("Schedule", ctx),
+    Strategy: makeClass("Strategy", ctx),
+    Partial: makeClass("Partial", ctx),
+    Breakeven: makeClass("Breakeven", ctx),
+    Candle: makeClass("Candle", ctx),
+    Storage: makeClass("Storage", ctx),
+    Notification: makeClass("Notification", ctx),
+    Log: makeClass("Log", ctx),
+    Measure: makeClass("Measure", ctx),
+    Interval: makeClass("Interval", ctx),
+    Memory: makeClass("Memory", ctx),
+    Recent: makeClass("Recent", ctx),
+    State: makeClass("State", ctx),
+    Session: makeClass("Session", ctx),
+    Dictionary: makeClass("Dictionary", ctx),
+  };
 }
 
 /** The persistd domain (the dump folder name) of each backtest-kit domain. */

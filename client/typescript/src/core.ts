@@ -1,9 +1,11 @@
 // Package core: everything but `setup()`, usable without backtest-kit installed.
 
-export { createAdapters, DOMAINS, type AdapterOptions } from "./adapters.js";
+export { createAdapters, DOMAINS } from "./adapters.js";
+export { CONTRACT } from "./contract.js";
+export type { AdapterOptions } from "./options.js";
 export { createPersistBase, PersistBase, type EntityId } from "./base.js";
 export {
-  MAX_BATCH,
+  checkSlug,
   PersistdClient,
   PersistdError,
   PersistdUnavailableError,
@@ -11,10 +13,12 @@ export {
   type ClientOptions,
   type Condition,
   type Item,
+  type Limits,
   type ResolvedClientOptions,
   type Stored,
   type WriteResult,
 } from "./http.js";
+export { install, type BacktestKitModule, type OptIns, type SetupOptions } from "./install.js";
 import "./history.js";
 export type { Change, ChangesPage, HistoryPage, Restored, Scope, Version, WatchOptions } from "./history.js";
 export { addressOf, addressOfBase, addressOfDumpPath, DUMP_FOLDERS, dumpPath, type Address } from "./mapping.js";

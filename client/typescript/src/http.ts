@@ -7,6 +7,8 @@
 import * as http from "node:http";
 import * as https from "node:https";
 
+import { CONTRACT } from "./contract.js";
+
 /** Connection and retry settings; every field is optional (see `resolveOptions`). */
 export interface ClientOptions {
   /** Service base URL. Default: `PERSISTD_URL`, else `http://127.0.0.1:8000`. */
@@ -38,7 +40,8 @@ export interface ResolvedClientOptions {
   fetch: typeof fetch | undefined;
 }
 
-const SLUG = /^[a-z0-9][a-z0-9_.-]{0,62}$/;
+// The service's own rule (client/contract.json): a whole name must match its pattern.
+const SLUG = new RegExp(`^(?:${CONTRACT.names.slug.pattern})$`);
 
 function env(name: string): string | undefined {
   const value = typeof process !== "undefined" ? process.env[name] : undefined;
@@ -72,10 +75,7 @@ export function resolveOptions(options: ClientOptions = {}): ResolvedClientOptio
 /** Namespaces and domains follow the service's slug rule; fail at setup, not at the first write. */
 export function checkSlug(kind: string, value: string): string {
   if (!SLUG.test(value)) {
-    throw new Error(
-      `persistd ${kind} ${JSON.stringify(value)} is invalid: use 1 to 63 characters of a-z, 0-9, ` +
-        `'_', '.', '-', starting with a letter or digit`,
-    );
+    throw new Error(`persistd ${kind} ${JSON.stringify(value)} is invalid: it must be ${CONTRACT.names.slug.rule}`);
   }
   return value;
 }
@@ -93,7 +93,10 @@ export class PersistdError extends Error {
   }
 }
 
-/** The service stayed unreachable (network errors, 502/503/504) until the retry deadline. */
+/**
+ * The service stayed unreachable (network errors, 502/503/504) until the retry deadline, or a
+ * conditional write failed in a way that leaves its outcome unknown (it is not repeated).
+ */
 export class PersistdUnavailableError extends Error {
   constructor(message: string, options?: { cause?: unknown }) {
     super(message, options);
@@ -127,10 +130,19 @@ export interface Condition {
   ifNoneMatch?: boolean;
 }
 
-/** The service's batch limit (items per batch-get / batch-put). */
-export const MAX_BATCH = 1000;
+/** The service's batch limits: a running service publishes its own at GET /v1/_contract. */
+export interface Limits {
+  max_value_bytes: number;
+  max_batch_items: number;
+  max_batch_bytes: number;
+}
 
-const RETRY_STATUS = new Set([502, 503, 504]);
+/** The largest page of a listing (GET …/records?limit=). */
+const PAGE = CONTRACT.listing.max_page;
+// Room in a batch body for what is not an item: `{"items":[...],"mode":"insert_if_absent"}`.
+const BATCH_OVERHEAD = 64;
+
+const RETRY_STATUS: ReadonlySet<number> = new Set(CONTRACT.retry.statuses);
 
 function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
@@ -222,14 +234,49 @@ export interface Request {
   headers?: Record<string, string>;
   /** Statuses returned to the caller instead of thrown (besides 2xx). */
   accept?: readonly number[];
+  /**
+   * A conditional write (If-Match, If-None-Match): repeated only after a refused connection,
+   * which proves the request never arrived (the contract's `retry.conditional_writes`).
+   */
+  conditional?: boolean;
+}
+
+/** A connection the service refused: the request was never sent, so repeating it is safe. */
+function refused(error: unknown): boolean {
+  for (let e = error as { code?: unknown; cause?: unknown } | undefined; e; e = e.cause as typeof e) {
+    if (e.code === "ECONNREFUSED") return true;
+  }
+  return false;
+}
+
+/** Split `items` into runs within the batch limits (count, and bytes as JSON). */
+function splitBatch<T>(items: T[], limits: Limits): T[][] {
+  const out: T[][] = [];
+  let part: T[] = [];
+  let bytes = BATCH_OVERHEAD;
+  for (const item of items) {
+    const size = Buffer.byteLength(JSON.stringify(item)) + 1;
+    if (part.length > 0 && (part.length >= limits.max_batch_items || bytes + size > limits.max_batch_bytes)) {
+      out.push(part);
+      part = [];
+      bytes = BATCH_OVERHEAD;
+    }
+    part.push(item);
+    bytes += size;
+  }
+  if (part.length > 0) out.push(part);
+  return out;
 }
 
 /** The persistd v1 API, one method per endpoint; every call retries per `ClientOptions`. */
 export class PersistdClient {
   readonly options: ResolvedClientOptions;
+  // The service's limits, asked once and shared by the clients of other namespaces.
+  private readonly shared: { limits?: Promise<Limits> };
 
-  constructor(options: ClientOptions | ResolvedClientOptions = {}) {
+  constructor(options: ClientOptions | ResolvedClientOptions = {}, shared: { limits?: Promise<Limits> } = {}) {
     this.options = resolveOptions(options);
+    this.shared = shared;
   }
 
   get namespace(): string {
@@ -240,7 +287,7 @@ export class PersistdClient {
   withNamespace(namespace: string): PersistdClient {
     return namespace === this.namespace
       ? this
-      : new PersistdClient({ ...this.options, namespace });
+      : new PersistdClient({ ...this.options, namespace }, this.shared);
   }
 
   private entityPath(domain: string, entity: string): string {
@@ -282,6 +329,7 @@ export class PersistdClient {
       body: value === undefined ? null : value,
       headers,
       accept: conditional ? [412] : [],
+      conditional,
     });
     if (res.status === 412) return null;
     return (JSON.parse(res.text) as { version: number }).version;
@@ -308,7 +356,7 @@ export class PersistdClient {
     domain: string,
     entity: string,
     cursor?: string | null,
-    limit = MAX_BATCH,
+    limit = PAGE,
   ): Promise<{ keys: string[]; next_cursor: string | null }> {
     return this.listRecords(domain, entity, { limit: String(limit), ...(cursor ? { cursor } : {}) });
   }
@@ -318,7 +366,7 @@ export class PersistdClient {
     domain: string,
     entity: string,
     cursor?: string | null,
-    limit = MAX_BATCH,
+    limit = PAGE,
   ): Promise<{ items: Item<T>[]; next_cursor: string | null }> {
     const query = { limit: String(limit), values: "true", ...(cursor ? { cursor } : {}) };
     return this.listRecords(domain, entity, query);
@@ -346,41 +394,90 @@ export class PersistdClient {
     return JSON.parse((await this.send({ method: "GET", path })).text) as T;
   }
 
-  /** Many records in one round trip (at most MAX_BATCH keys), in request order. */
+  /**
+   * The running service's batch limits, asked once (GET /v1/_contract). A service older than
+   * that endpoint answers 404: its limits are the defaults.
+   */
+  limits(): Promise<Limits> {
+    this.shared.limits ??= this.send({ method: "GET", path: "/v1/_contract", accept: [404] }).then(
+      (res) => (res.status === 404 ? { ...CONTRACT.limits } : (JSON.parse(res.text) as { limits: Limits }).limits),
+      (error: unknown) => {
+        this.shared.limits = undefined; // not cached: the next batch asks again
+        throw error;
+      },
+    );
+    return this.shared.limits;
+  }
+
+  /**
+   * Run `send` over runs of `items` within the service's limits, in order. A 413 (the limits
+   * were lowered since they were read) halves the run and tries again.
+   */
+  private async inBatches<T, R>(items: T[], send: (part: T[]) => Promise<R[]>): Promise<R[]> {
+    const out: R[] = [];
+    if (items.length === 0) return out;
+    const attempt = async (part: T[]): Promise<void> => {
+      try {
+        out.push(...(await send(part)));
+      } catch (error) {
+        if (!(error instanceof PersistdError && error.status === 413 && part.length > 1)) throw error;
+        const half = Math.ceil(part.length / 2);
+        await attempt(part.slice(0, half));
+        await attempt(part.slice(half));
+      }
+    };
+    for (const part of splitBatch(items, await this.limits())) await attempt(part);
+    return out;
+  }
+
+  /** Many records in request order; any number of keys (sent in batches within the limits). */
   async batchGet<T = unknown>(
     domain: string,
     entity: string,
     keys: string[],
   ): Promise<{ items: Item<T>[]; missing: string[] }> {
-    const res = await this.send({
-      method: "POST",
-      path: `${this.entityPath(domain, entity)}/batch-get`,
-      body: { keys },
+    const missing: string[] = [];
+    const items = await this.inBatches(keys, async (part) => {
+      const res = await this.send({
+        method: "POST",
+        path: `${this.entityPath(domain, entity)}/batch-get`,
+        body: { keys: part },
+      });
+      const page = JSON.parse(res.text) as { items: Item<T>[]; missing: string[] };
+      missing.push(...page.missing);
+      return page.items;
     });
-    return JSON.parse(res.text) as { items: Item<T>[]; missing: string[] };
+    return { items, missing };
   }
 
-  /** Write many records atomically (at most MAX_BATCH items). */
+  /**
+   * Write many records; any number (sent in batches within the limits, each batch atomic).
+   */
   async batchPut(
     domain: string,
     entity: string,
     items: Array<{ key: string; value: unknown }>,
     mode: "upsert" | "insert_if_absent" = "upsert",
   ): Promise<WriteResult[]> {
-    const res = await this.send({
-      method: "POST",
-      path: `${this.entityPath(domain, entity)}/batch-put`,
-      body: { items, mode },
+    return this.inBatches(items, async (part) => {
+      const res = await this.send({
+        method: "POST",
+        path: `${this.entityPath(domain, entity)}/batch-put`,
+        body: { items: part, mode },
+      });
+      return (JSON.parse(res.text) as { items: WriteResult[] }).items;
     });
-    return (JSON.parse(res.text) as { items: WriteResult[] }).items;
   }
 
   /**
    * Send with the retry policy: network errors, timeouts and 502/503/504 are retried with capped
    * exponential backoff and full jitter (at least Retry-After when the service sends it) until
    * the deadline; every other non-2xx answer outside `accept` is thrown as a PersistdError.
-   * Every call here is idempotent (PUT, DELETE, batch upsert/insert-if-absent, reads), so
-   * repeating one whose answer was lost is safe.
+   * Repeating a plain write leaves the same state (whole-document PUT, batch upsert or
+   * insert-if-absent). A conditional write is different: after a lost answer it may have been
+   * applied, and a repeat would report its own write as a conflict (a read-modify-write caller
+   * would then apply its change twice), so it is repeated only after a refused connection and
+   * otherwise fails with PersistdUnavailableError: the outcome is unknown, re-read.
    */
   /** @internal One request with retries; also used by the history methods (history.ts). */
   async send(req: Request): Promise<Reply> {
@@ -405,13 +502,15 @@ export class PersistdClient {
           : await nodeRequest(url + req.path, out);
         if ((res.status >= 200 && res.status < 300) || req.accept?.includes(res.status)) return res;
         if (!RETRY_STATUS.has(res.status)) throw problem(req, res);
+        if (req.conditional) throw unknownOutcome(req, `HTTP ${res.status}`);
         waitAtLeast = retryAfterMs(res.header("retry-after")) ?? 0;
         lastProblem = `HTTP ${res.status}`;
         lastError = undefined;
       } catch (error) {
-        if (error instanceof PersistdError) throw error;
+        if (error instanceof PersistdError || error instanceof PersistdUnavailableError) throw error;
         lastProblem = error instanceof Error ? `${error.name}: ${error.message}` : String(error);
         lastError = error;
+        if (req.conditional && !refused(error)) throw unknownOutcome(req, lastProblem, error);
       }
       const backoff = Math.random() * Math.min(backoffMaxMs, backoffBaseMs * 2 ** Math.min(attempt, 30));
       const delay = Math.max(backoff, waitAtLeast);
@@ -444,6 +543,14 @@ export function etagVersion(res: Reply): number {
   const match = etag ? /^(?:W\/)?"(\d+)"$/.exec(etag) : null;
   if (!match) throw new Error(`persistd answered without a version ETag (got ${etag})`);
   return Number(match[1]);
+}
+
+function unknownOutcome(req: Request, what: string, cause?: unknown): PersistdUnavailableError {
+  return new PersistdUnavailableError(
+    `persistd ${req.method} ${req.path} (conditional) failed with ${what}; it may have been applied ` +
+      `and is not repeated: re-read before writing again`,
+    { cause },
+  );
 }
 
 function problem(req: Request, res: Reply): PersistdError {

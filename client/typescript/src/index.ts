@@ -1,55 +1,17 @@
-// Package entry: `setup()` registers the 16 persistd adapters with backtest-kit.
+// Package entry: `setup()` registers the persistd adapters with the backtest-kit it resolves.
 
 import * as backtestKit from "backtest-kit";
 
-import { createAdapters, type AdapterOptions } from "./adapters.js";
-import { PersistBase } from "./base.js";
-import { DOMAIN_NAMES, type DomainName, type PersistdAdapters } from "./types.js";
+import { install, type BacktestKitModule, type SetupOptions } from "./install.js";
+import type { PersistdAdapters } from "./types.js";
 
 export * from "./core.js";
 
-/** Options of `setup()`: the adapter options plus which domains to register (default all 16). */
-export interface SetupOptions extends AdapterOptions {
-  domains?: DomainName[];
-}
-
-/** The part of backtest-kit `install()` uses: `Persist<X>Adapter.usePersist<X>Adapter(Ctor)`. */
-export type BacktestKitModule = Record<string, any>;
-
 /**
- * Register persistd classes with a backtest-kit module (the one your bot imports). Returns the
- * classes. `setup()` calls this with the `backtest-kit` this package resolves.
- */
-export function install(kit: BacktestKitModule, options: SetupOptions = {}): PersistdAdapters {
-  const signalDefaults =
-    options.signalDefaults ??
-    (typeof kit.getConfig === "function"
-      ? () => {
-          const config = kit.getConfig() as Record<string, unknown>;
-          return {
-            multiplier: config.CC_SIGNAL_LEVERAGE_MULTIPLIER as number | undefined,
-            isolated: config.CC_SIGNAL_ISOLATED_MARGIN as boolean | undefined,
-          };
-        }
-      : undefined);
-  const adapters = createAdapters({ ...options, signalDefaults });
-  const domains = options.domains ?? DOMAIN_NAMES;
-  for (const name of domains) {
-    const utils = kit[`Persist${name}Adapter`];
-    const hook = utils?.[`usePersist${name}Adapter`];
-    if (typeof hook !== "function") {
-      throw new Error(`persistd: this backtest-kit has no Persist${name}Adapter.usePersist${name}Adapter`);
-    }
-    hook.call(utils, adapters[name]);
-  }
-  PersistBase.configure(options);
-  return adapters;
-}
-
-/**
- * Register persistd for all 16 backtest-kit domains (or `options.domains`):
+ * Register persistd for every backtest-kit domain (or `options.domains`):
  * `setup({ url, token, namespace })`; each option defaults to PERSISTD_URL, PERSISTD_TOKEN,
- * PERSISTD_NAMESPACE.
+ * PERSISTD_NAMESPACE. `optIn: true` also turns on backtest-kit's persisted storage,
+ * notifications and log.
  */
 export function setup(options: SetupOptions = {}): PersistdAdapters {
   return install(backtestKit as BacktestKitModule, options);

@@ -3,18 +3,19 @@
 // A kind is written once (document, keyed document, collection, soft-delete bucket, candles,
 // risk) and returns its methods under the names backtest-kit calls; adapters.ts assembles them.
 
-import type { AdapterOptions } from "./adapters.js";
 import type { InitOnce } from "./base.js";
-import { MAX_BATCH, type PersistdClient } from "./http.js";
-import type { CandleData, JsonObject } from "./types.js";
+import { CONTRACT } from "./contract.js";
+import { PersistdUnavailableError, type PersistdClient } from "./http.js";
+import type { AdapterOptions } from "./options.js";
+import type { CandleData, Doc, JsonObject } from "./types.js";
 
 export interface Context {
-  client: PersistdClient;
-  options: AdapterOptions;
+  readonly client: PersistdClient;
+  readonly options: AdapterOptions;
 }
 
-/** State every generated instance carries. */
-export interface Instance {
+/** What every generated instance holds: its address, its client and its one init request. */
+export interface Base {
   readonly domain: string;
   readonly entity: string;
   readonly key: string;
@@ -22,11 +23,20 @@ export interface Instance {
   readonly ctx: Context;
   /** The entity's one init request (waitForInit). */
   readonly _init: InitOnce;
-  // Kind-specific caches live on the instance too (see the kinds below).
-  [extra: string]: unknown;
 }
 
-export type Method = (this: Instance, ...args: any[]) => unknown;
+/** The state of a kind that keeps none. */
+export type NoState = Record<never, never>;
+
+/** An instance of a kind whose own state is `S` (candles: their cache; risk: its base). */
+export type Instance<S = NoState> = Base & S;
+
+type Method<A extends unknown[], R, S = NoState> = (this: Instance<S>, ...args: A) => R;
+
+/** `{ [name]: fn }`, keyed by the literal name (TypeScript widens a computed key to string). */
+function named<K extends string, F>(name: K, fn: F): Record<K, F> {
+  return { [name]: fn } as Record<K, F>;
+}
 
 // ---- value fixes the file adapters apply on read (contract §2 and §7) ----
 
@@ -66,41 +76,43 @@ function restoreRisk(rows: RiskRows): void {
 // ---- kinds: each returns methods under the names backtest-kit calls ----
 
 /** One JSON document per instance at a fixed key; `null` is a value ("cleared"). */
-export function document(read: string, write: string, restore?: (ctx: Context, value: any) => void): Record<string, Method> {
+export function document<R extends string, W extends string>(
+  read: R,
+  write: W,
+  restore?: (ctx: Context, value: Doc) => void,
+): Record<R, Method<[], Promise<Doc | null>>> & Record<W, Method<[value: Doc | null], Promise<void>>> {
   return {
-    async [read](this: Instance) {
-      const stored = await this.client.get(this.domain, this.entity, this.key);
+    ...named(read, async function (this: Instance): Promise<Doc | null> {
+      const stored = await this.client.get<Doc>(this.domain, this.entity, this.key);
       if (stored === undefined || stored.value === null) return null;
       restore?.(this.ctx, stored.value);
       return stored.value;
-    },
-    async [write](this: Instance, value: unknown) {
+    }),
+    ...named(write, async function (this: Instance, value: Doc | null): Promise<void> {
       await this.client.put(this.domain, this.entity, this.key, value ?? null);
-    },
+    }),
   };
 }
 
 /** One JSON document per signal id; absent reads as `{}`. `when` is not stored (see README). */
-export function keyedDocument(read: string, write: string): Record<string, Method> {
+export function keyedDocument<R extends string, W extends string>(
+  read: R,
+  write: W,
+): Record<R, Method<[signalId: string], Promise<Record<string, Doc>>>> &
+  Record<W, Method<[data: Record<string, Doc>, signalId: string], Promise<void>>> {
   return {
-    async [read](this: Instance, signalId: string) {
-      const stored = await this.client.get(this.domain, this.entity, signalId);
+    ...named(read, async function (this: Instance, signalId: string): Promise<Record<string, Doc>> {
+      const stored = await this.client.get<Record<string, Doc> | null>(this.domain, this.entity, signalId);
       return stored?.value ?? {};
-    },
-    async [write](this: Instance, data: unknown, signalId: string) {
+    }),
+    ...named(write, async function (this: Instance, data: Record<string, Doc>, signalId: string): Promise<void> {
       await this.client.put(this.domain, this.entity, signalId, data);
-    },
+    }),
   };
 }
 
 function readLimit(ctx: Context, domain: "storage" | "notification" | "log"): number {
-  return Math.min(10_000, Math.max(1, ctx.options.readLimits?.[domain] ?? 1000));
-}
-
-function chunks<T>(items: T[], size = MAX_BATCH): T[][] {
-  const out: T[][] = [];
-  for (let i = 0; i < items.length; i += size) out.push(items.slice(i, i + size));
-  return out;
+  return Math.min(CONTRACT.listing.max_newest, Math.max(1, ctx.options.readLimits?.[domain] ?? 1000));
 }
 
 /**
@@ -108,77 +120,95 @@ function chunks<T>(items: T[], size = MAX_BATCH): T[][] {
  * batch-put of the whole list (upsert, or insert-if-absent for the append-only log); a read is
  * one request for the newest records, oldest first.
  */
-export function collection(
-  read: string,
-  write: string,
+export function collection<R extends string, W extends string>(
+  read: R,
+  write: W,
   mode: "upsert" | "insert_if_absent",
   limit: "storage" | "notification" | "log",
   restore?: (ctx: Context, item: JsonObject) => void,
-): Record<string, Method> {
+): Record<R, Method<[], Promise<Doc[]>>> & Record<W, Method<[list: Doc[]], Promise<void>>> {
   return {
-    async [read](this: Instance) {
+    ...named(read, async function (this: Instance): Promise<Doc[]> {
       const items = await this.client.newest<JsonObject>(this.domain, this.entity, readLimit(this.ctx, limit));
       const values = items.map((item) => item.value).filter((v) => v !== null && v !== undefined);
       if (restore) for (const value of values) restore(this.ctx, value);
       return values;
-    },
-    async [write](this: Instance, list: JsonObject[]) {
+    }),
+    ...named(write, async function (this: Instance, list: JsonObject[]): Promise<void> {
       // A list never holds one id twice in the engine; keep the last if it ever does.
       const byId = new Map<string, JsonObject>();
       for (const item of list ?? []) byId.set(String(item.id), item);
       const items = [...byId].map(([key, value]) => ({ key, value }));
-      for (const part of chunks(items)) {
-        await this.client.batchPut(this.domain, this.entity, part, mode);
-      }
-    },
+      // The client sends as many batches as the service's limits need.
+      await this.client.batchPut(this.domain, this.entity, items, mode);
+    }),
   };
 }
 
 /**
- * Soft-delete buckets (Measure, Interval, Memory): remove rewrites the record with
- * `removed: true`; reads and lists skip removed records; `has` counts them.
+ * A conditional write (If-Match, If-None-Match) by a read-modify-write: `attempt` re-reads and
+ * writes, and answers false on a lost race. A write whose outcome is unknown (its answer was
+ * lost: the client does not repeat a conditional write) is resolved the same way, by re-reading
+ * and writing again: the change is re-applied to what is there, so applying it twice is harmless.
  */
-export function bucket(names: {
-  read: string;
-  write: string;
-  remove: string;
-  list: string;
-  has?: string;
-  listEntry: (key: string, data: JsonObject) => unknown;
-}): Record<string, Method> {
-  const methods: Record<string, Method> = {
-    async [names.read](this: Instance, key: string) {
+async function readModifyWrite(maxConflicts: number, attempt: () => Promise<boolean>): Promise<boolean> {
+  for (let i = 0; i <= maxConflicts; i++) {
+    try {
+      if (await attempt()) return true;
+    } catch (error) {
+      if (!(error instanceof PersistdUnavailableError) || i === maxConflicts) throw error;
+    }
+  }
+  return false;
+}
+
+/**
+ * Soft-delete buckets (Measure, Interval, Memory): remove rewrites the record with
+ * `removed: true`; reads and lists skip removed records.
+ */
+export function bucket<R extends string, W extends string, D extends string, L extends string, E>(names: {
+  read: R;
+  write: W;
+  remove: D;
+  list: L;
+  listEntry: (key: string, data: JsonObject) => E;
+}): Record<R, Method<[key: string], Promise<Doc | null>>> &
+  Record<W, Method<[data: Doc, key: string], Promise<void>>> &
+  Record<D, Method<[key: string], Promise<void>>> &
+  Record<L, Method<[], AsyncGenerator<E>>> {
+  return {
+    ...named(names.read, async function (this: Instance, key: string): Promise<Doc | null> {
       const stored = await this.client.get<JsonObject | null>(this.domain, this.entity, key);
       const data = stored?.value;
       return !data || data.removed ? null : data;
-    },
-    async [names.write](this: Instance, data: JsonObject, key: string) {
+    }),
+    ...named(names.write, async function (this: Instance, data: Doc, key: string): Promise<void> {
       await this.client.put(this.domain, this.entity, key, data);
-    },
-    async [names.remove](this: Instance, key: string) {
+    }),
+    ...named(names.remove, async function (this: Instance, key: string): Promise<void> {
       // Read-modify-write guarded by the version, so a concurrent write is never undone.
-      for (let attempt = 0; attempt < 100; attempt++) {
+      const done = await readModifyWrite(100, async () => {
         const stored = await this.client.get<JsonObject | null>(this.domain, this.entity, key);
-        if (!stored || !stored.value) return;
+        if (!stored || !stored.value) return true;
         const removed = { ...stored.value, removed: true };
-        const version = await this.client.put(this.domain, this.entity, key, removed, { ifMatch: stored.version });
-        if (version !== null) return;
-      }
-      throw new Error(`persistd: ${this.domain} ${this.entity}:${key} kept changing during remove`);
-    },
-    [names.list]: async function* (this: Instance) {
+        return (await this.client.put(this.domain, this.entity, key, removed, { ifMatch: stored.version })) !== null;
+      });
+      if (!done) throw new Error(`persistd: ${this.domain} ${this.entity}:${key} kept changing during remove`);
+    }),
+    ...named(names.list, async function* (this: Instance): AsyncGenerator<E> {
       for await (const item of this.client.items<JsonObject | null>(this.domain, this.entity)) {
         if (!item.value || item.value.removed) continue;
         yield names.listEntry(item.key, item.value);
       }
-    },
+    }),
   };
-  if (names.has) {
-    methods[names.has] = async function (this: Instance, key: string) {
-      return this.client.head(this.domain, this.entity, key);
-    };
-  }
-  return methods;
+}
+
+/** Whether a record exists, removed or not (Memory's `hasMemoryData`). */
+export function exists<H extends string>(name: H): Record<H, Method<[key: string], Promise<boolean>>> {
+  return named(name, async function (this: Instance, key: string): Promise<boolean> {
+    return this.client.head(this.domain, this.entity, key);
+  });
 }
 
 const INTERVAL_MINUTES: Readonly<Record<string, number>> = {
@@ -205,15 +235,29 @@ function isCandle(value: unknown): value is CandleData {
   return !!value && typeof value === "object" && typeof (value as CandleData).timestamp === "number";
 }
 
+/** A candle instance's state: its interval and the closed candles it read (immutable). */
+export interface CandleState {
+  readonly step: number;
+  readonly cache: Map<number, CandleData> | undefined;
+}
+
+export function candleState(ctx: Context, _symbol: string, interval: string): CandleState {
+  const size = ctx.options.candleCacheSize ?? 10_000;
+  return { step: stepMs(interval), cache: size > 0 ? new Map<number, CandleData>() : undefined };
+}
+
 /**
  * Candles: immutable, first write wins. A window read is one batch-get of the `limit` expected
  * open times (`since + i·step`) and gives exactly `limit` candles ascending, or null on any gap.
  * Unclosed candles (`timestamp + step > now`) are never written.
  */
-export const candles: Record<string, Method> = {
-  async readCandlesData(this: Instance, limit: number, sinceTimestamp: number) {
-    const step = stepMs(this.interval as string);
-    const cache = this.cache as Map<number, CandleData> | undefined;
+export const candles = {
+  async readCandlesData(
+    this: Instance<CandleState>,
+    limit: number,
+    sinceTimestamp: number,
+  ): Promise<CandleData[] | null> {
+    const { step, cache } = this;
     const out: Array<CandleData | undefined> = [];
     const wanted: string[] = [];
     for (let i = 0; i < limit; i++) {
@@ -222,8 +266,9 @@ export const candles: Record<string, Method> = {
       out.push(hit);
       if (!hit) wanted.push(String(ts));
     }
-    for (const part of chunks(wanted)) {
-      const { items, missing } = await this.client.batchGet<CandleData>(this.domain, this.entity, part);
+    if (wanted.length > 0) {
+      // The client sends as many batches as the service's limits need.
+      const { items, missing } = await this.client.batchGet<CandleData>(this.domain, this.entity, wanted);
       if (missing.length > 0) return null;
       for (const item of items) {
         if (!isCandle(item.value)) return null;
@@ -234,19 +279,16 @@ export const candles: Record<string, Method> = {
     }
     return out.every(isCandle) ? (out as CandleData[]) : null;
   },
-  async writeCandlesData(this: Instance, list: CandleData[]) {
-    const step = stepMs(this.interval as string);
+  async writeCandlesData(this: Instance<CandleState>, list: CandleData[]): Promise<void> {
     const now = Date.now();
     const closed = new Map<string, CandleData>();
     for (const candle of list ?? []) {
-      if (candle.timestamp + step > now) continue;
+      if (candle.timestamp + this.step > now) continue;
       const key = String(candle.timestamp);
       if (!closed.has(key)) closed.set(key, candle);
     }
     const items = [...closed].map(([key, value]) => ({ key, value }));
-    for (const part of chunks(items)) {
-      await this.client.batchPut(this.domain, this.entity, part, "insert_if_absent");
-    }
+    if (items.length > 0) await this.client.batchPut(this.domain, this.entity, items, "insert_if_absent");
   },
 };
 
@@ -264,15 +306,21 @@ function remember(cache: Map<number, CandleData>, ts: number, candle: CandleData
 
 type RiskRows = Array<[string, JsonObject]>;
 
+/** A risk instance's state: the rows this process last read or wrote, and the server's last. */
+export interface RiskState {
+  base?: Map<string, string>;
+  server?: { rows: Map<string, string>; version: number } | undefined;
+}
+
 /**
  * Risk: the engine writes its whole in-memory position map, so two bots sharing a risk profile
  * would overwrite each other's positions. Each instance remembers the rows it last read or
  * wrote (its base) and the last server document with its version; a write applies only this
  * process's changes (added, changed and removed position keys) on top of the server document,
- * guarded by If-Match, and re-reads and re-applies after a lost race.
+ * guarded by If-Match, and re-reads and re-applies after a lost race or an unknown outcome.
  */
-export const risk: Record<string, Method> = {
-  async readPositionData(this: Instance) {
+export const risk = {
+  async readPositionData(this: Instance<RiskState>): Promise<RiskRows> {
     const stored = await this.client.get<RiskRows | null>(this.domain, this.entity, this.key);
     const rows = Array.isArray(stored?.value) ? stored.value : [];
     this.base = rowMap(rows);
@@ -280,12 +328,13 @@ export const risk: Record<string, Method> = {
     restoreRisk(rows);
     return rows;
   },
-  async writePositionData(this: Instance, rows: RiskRows) {
+  async writePositionData(this: Instance<RiskState>, rows: RiskRows): Promise<void> {
     const mine = rowMap(rows ?? []);
-    const base = (this.base as Map<string, string> | undefined) ?? new Map<string, string>();
-    let server = this.server as { rows: Map<string, string>; version: number } | undefined;
+    const base = this.base ?? new Map<string, string>();
     const maxConflicts = this.ctx.options.maxRiskConflicts ?? 100;
-    for (let attempt = 0; attempt <= maxConflicts; attempt++) {
+    const done = await readModifyWrite(maxConflicts, async () => {
+      let server = this.server;
+      this.server = undefined; // known again only once this write is answered
       if (!server) {
         const stored = await this.client.get<RiskRows | null>(this.domain, this.entity, this.key);
         server = {
@@ -297,21 +346,14 @@ export const risk: Record<string, Method> = {
       for (const key of base.keys()) if (!mine.has(key)) merged.delete(key);
       for (const [key, json] of mine) if (base.get(key) !== json) merged.set(key, json);
       const value = [...merged].map(([key, json]) => [key, JSON.parse(json)]);
-      const version = await this.client.put(
-        this.domain,
-        this.entity,
-        this.key,
-        value,
-        server.version === 0 ? { ifNoneMatch: true } : { ifMatch: server.version },
-      );
-      if (version !== null) {
-        this.base = mine;
-        this.server = { rows: merged, version };
-        return;
-      }
-      server = undefined; // lost a race: re-read and re-apply this process's changes
-    }
-    throw new Error(`persistd: risk ${this.entity} kept changing; gave up after ${maxConflicts} conflicts`);
+      const condition = server.version === 0 ? { ifNoneMatch: true } : { ifMatch: server.version };
+      const version = await this.client.put(this.domain, this.entity, this.key, value, condition);
+      if (version === null) return false; // lost a race: re-read and re-apply this process's changes
+      this.base = mine;
+      this.server = { rows: merged, version };
+      return true;
+    });
+    if (!done) throw new Error(`persistd: risk ${this.entity} kept changing; gave up after ${maxConflicts} conflicts`);
   },
 };
 
@@ -320,8 +362,8 @@ function rowMap(rows: RiskRows): Map<string, string> {
   return new Map(rows.map(([key, position]) => [key, JSON.stringify(position)]));
 }
 
-export const dispose: Record<string, Method> = {
-  dispose() {
+export const dispose = {
+  dispose(): void {
     // The Utils never call it; nothing is held open per instance.
   },
 };

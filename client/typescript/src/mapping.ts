@@ -4,7 +4,7 @@
 // The rule, for every domain:
 //
 //   domain = the domain folder: `dump/data/<domain>/` for 13 domains, `dump/<domain>/` for
-//            memory, state and session
+//            memory, state, session and (backtest-kit 20.x) dictionary
 //   entity = the directory path below the domain folder, joined with `/`
 //   key    = the file name without `.json`
 //
@@ -37,6 +37,7 @@ export const DUMP_FOLDERS: Readonly<Record<string, string>> = {
   recent: "dump/data/recent",
   state: "dump/state",
   session: "dump/session",
+  dictionary: "dump/dictionary",
 };
 
 const mode = (backtest: boolean): string => (backtest ? "backtest" : "live");
@@ -126,6 +127,12 @@ export const addressOf = {
     entity: [strategyName, exchangeName, ...(frameName ? [frameName] : [])].join("/"),
     key: `${symbol}_${mode(backtest)}`,
   }),
+  /** backtest-kit 20.x: `./dump/dictionary/<signalId>/<dictionaryName>.json` */
+  dictionary: (signalId: string, dictionaryName: string) => ({
+    domain: "dictionary",
+    entity: signalId,
+    key: dictionaryName,
+  }),
 } as const;
 
 /** The dump file (relative to the directory holding `dump/`) of an address. */
@@ -161,7 +168,7 @@ export function addressOfDumpPath(path: string): Address | undefined {
 export function addressOfBase(entityName: string, baseDir: string): { domain: string; entity: string } {
   const parts = baseDir.replace(/\\/g, "/").split("/").filter((p) => p !== "" && p !== ".");
   const dump = parts.lastIndexOf("dump");
-  if (dump >= 0 && ["memory", "state", "session"].includes(parts[dump + 1] ?? "")) {
+  if (dump >= 0 && ["memory", "state", "session", "dictionary"].includes(parts[dump + 1] ?? "")) {
     const below = parts.slice(dump + 2);
     return { domain: parts[dump + 1]!, entity: [...below, entityName].join("/") };
   }

@@ -1,4 +1,5 @@
-// Types layer: the 16 backtest-kit 19.x instance contracts, restated structurally.
+// Types layer: the backtest-kit instance contracts (16 in 19.x, Dictionary from 20.x), restated
+// structurally.
 //
 // The package does not import backtest-kit's types (it stays buildable and usable without it);
 // these interfaces have the same method names and parameter lists, so the classes are accepted
@@ -139,7 +140,18 @@ export interface IPersistSessionInstance {
   dispose(): void;
 }
 
-/** The 16 instance classes, by domain name, as `createAdapters()` returns them. */
+/**
+ * backtest-kit 20.x's per-signal key/value map (contract §8): one snapshot per
+ * (signalId, dictionaryName), every write replacing it whole.
+ */
+export interface IPersistDictionaryInstance {
+  waitForInit(initial: boolean): Promise<void>;
+  readDictionaryData(): Promise<Doc | null>;
+  writeDictionaryData(data: Doc, when: Date): Promise<void>;
+  dispose(): void;
+}
+
+/** The instance classes, by domain name, as `createAdapters()` returns them. */
 export interface PersistdAdapters {
   Signal: new (symbol: string, strategyName: string, exchangeName: string) => IPersistSignalInstance;
   Risk: new (riskName: string, exchangeName: string) => IPersistRiskInstance;
@@ -181,9 +193,11 @@ export interface PersistdAdapters {
     symbol: string,
     backtest: boolean,
   ) => IPersistSessionInstance;
+  /** backtest-kit 20.x only: `setup()` registers it when the installed backtest-kit has it. */
+  Dictionary: new (signalId: string, dictionaryName: string) => IPersistDictionaryInstance;
 }
 
-/** A domain name of backtest-kit 19.x: `Signal`, `Risk`, ... (the keys of `PersistdAdapters`). */
+/** A domain name: `Signal`, `Risk`, ... (the keys of `PersistdAdapters`). */
 export type DomainName = keyof PersistdAdapters;
 
 export const DOMAIN_NAMES: readonly DomainName[] = [
@@ -203,4 +217,8 @@ export const DOMAIN_NAMES: readonly DomainName[] = [
   "Recent",
   "State",
   "Session",
+  "Dictionary",
 ];
+
+/** Domains a backtest-kit may lack (20.x added them): `setup()` skips them there, silently. */
+export const OPTIONAL_DOMAIN_NAMES: readonly DomainName[] = ["Dictionary"];

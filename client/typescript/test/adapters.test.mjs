@@ -383,17 +383,17 @@ describe("Recent, State, Session", () => {
   });
 });
 
-describe("all 16 classes", () => {
+describe("all 17 classes", () => {
   it("are returned by domain name, with the file layout's domain names", () => {
     const { A } = adapters();
-    assert.deepEqual(Object.keys(A), ["Signal", "Risk", "Schedule", "Strategy", "Partial", "Breakeven", "Candle", "Storage", "Notification", "Log", "Measure", "Interval", "Memory", "Recent", "State", "Session"]);
-    assert.deepEqual(Object.values(DOMAINS), ["signal", "risk", "schedule", "strategy", "partial", "breakeven", "candle", "storage", "notification", "log", "measure", "interval", "memory", "recent", "state", "session"]);
+    assert.deepEqual(Object.keys(A), ["Signal", "Risk", "Schedule", "Strategy", "Partial", "Breakeven", "Candle", "Storage", "Notification", "Log", "Measure", "Interval", "Memory", "Recent", "State", "Session", "Dictionary"]);
+    assert.deepEqual(Object.values(DOMAINS), ["signal", "risk", "schedule", "strategy", "partial", "breakeven", "candle", "storage", "notification", "log", "measure", "interval", "memory", "recent", "state", "session", "dictionary"]);
   });
 
   it("waitForInit: one POST init on the first initial call, then cached no-ops; initial=false is free", async () => {
     const counting = countingFetch();
     const A = createAdapters({ url: URL_, namespace: freshNamespace(), fetch: counting.fetch });
-    const args = { Signal: ["BTCUSDT", "s", "e"], Risk: ["r", "e"], Schedule: ["BTCUSDT", "s", "e"], Strategy: ["BTCUSDT", "s", "e"], Partial: ["BTCUSDT", "s", "e"], Breakeven: ["BTCUSDT", "s", "e"], Candle: ["BTCUSDT", "1m", "e"], Storage: [false], Notification: [false], Log: [], Measure: ["b"], Interval: ["b"], Memory: ["sig", "b"], Recent: ["BTCUSDT", "s", "e", "", false], State: ["sig", "b"], Session: ["s", "e", "", "BTCUSDT", false] };
+    const args = { Signal: ["BTCUSDT", "s", "e"], Risk: ["r", "e"], Schedule: ["BTCUSDT", "s", "e"], Strategy: ["BTCUSDT", "s", "e"], Partial: ["BTCUSDT", "s", "e"], Breakeven: ["BTCUSDT", "s", "e"], Candle: ["BTCUSDT", "1m", "e"], Storage: [false], Notification: [false], Log: [], Measure: ["b"], Interval: ["b"], Memory: ["sig", "b"], Recent: ["BTCUSDT", "s", "e", "", false], State: ["sig", "b"], Session: ["s", "e", "", "BTCUSDT", false], Dictionary: ["sig", "d"] };
     for (const [name, ctorArgs] of Object.entries(args)) {
       const inst = new A[name](...ctorArgs);
       const before = counting.calls.length;

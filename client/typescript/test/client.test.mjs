@@ -261,6 +261,7 @@ describe("dump mapping", () => {
       [addressOf.state("sig", "bucket"), "dump/state/sig/bucket/bucket.json"],
       [addressOf.session("s", "e", "", "BTCUSDT", false), "dump/session/s/e/BTCUSDT_live.json"],
       [addressOf.session("s", "e", "f", "BTCUSDT", true), "dump/session/s/e/f/BTCUSDT_backtest.json"],
+      [addressOf.dictionary("sig", "prefs"), "dump/dictionary/sig/prefs.json"],
     ];
     for (const [address, path] of cases) {
       assert.equal(dumpPath(address), path);
@@ -276,6 +277,6 @@ describe("CommonJS build", () => {
     const cjs = require("../dist/cjs/core.js");
     assert.equal(typeof cjs.createAdapters, "function");
     assert.equal(typeof cjs.PersistBase, "function");
-    assert.deepEqual(Object.keys(cjs.createAdapters({ url: URL_ })).length, 16);
+    assert.deepEqual(Object.keys(cjs.createAdapters({ url: URL_ })).length, 17);
   });
 });

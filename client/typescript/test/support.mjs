@@ -23,12 +23,18 @@ export async function rawKeys(ns, domain, entity) {
   return (await res.json()).keys;
 }
 
-/** A fetch that counts requests, for "one request" assertions. */
+/**
+ * A fetch that counts requests, for "one request" assertions. `calls` leaves out the client's
+ * one-time GET /v1/_contract (its batch limits, asked once per process); `all` has every one.
+ */
 export function countingFetch() {
   const calls = [];
+  const all = [];
   const f = async (input, init) => {
-    calls.push({ method: init?.method ?? "GET", url: String(input) });
+    const call = { method: init?.method ?? "GET", url: String(input) };
+    all.push(call);
+    if (!call.url.endsWith("/v1/_contract")) calls.push(call);
     return fetch(input, init);
   };
-  return { fetch: f, calls };
+  return { fetch: f, calls, all };
 }

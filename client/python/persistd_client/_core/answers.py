@@ -19,6 +19,7 @@ from persistd_client.models import (
     Record,
     Written,
 )
+from persistd_client.retry import ascii_int
 
 
 def _loads(response: httpx.Response) -> Any:
@@ -34,13 +35,14 @@ def _loads(response: httpx.Response) -> Any:
 
 def _version(response: httpx.Response) -> int:
     etag = response.headers.get("etag", "").removeprefix("W/").strip('"')
-    if not etag.isdigit():
+    version = ascii_int(etag)
+    if version is None:
         raise PersistError(
             f"the service sent no usable ETag (got {etag!r})",
             status=response.status_code,
             code="invalid_response",
         )
-    return int(etag)
+    return version
 
 
 def _item(raw: dict[str, Any]) -> Item:
