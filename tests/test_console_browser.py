@@ -345,7 +345,7 @@ def test_record_history_shows_every_version_and_a_diff_between_two(
     from playwright.sync_api import expect
 
     path = f"/v1/{ns}/strategy/BTCUSDT_s_x/records/strategy"
-    versions = [
+    versions: list[dict[str, Any]] = [
         {"pendingSignalId": None, "retryOpenCount": 0, "isPaused": False},
         {"pendingSignalId": "sig-1", "retryOpenCount": 0, "isPaused": False},
         {"pendingSignalId": "sig-1", "retryOpenCount": 2, "isPaused": True},
