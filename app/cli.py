@@ -1,5 +1,5 @@
-"""Command layer: `persistd serve | migrate | downgrade | token | import-dump | export-dump
-| history | restore` and `persistd contract`."""
+"""Command layer: `persistd serve | migrate | downgrade | token | import-dump | export-dump`,
+`persistd history | restore` and `persistd contract`."""
 
 import argparse
 import asyncio
@@ -193,12 +193,6 @@ def cmd_dump(args: argparse.Namespace) -> int:
     return 1 if report.skipped else 0
 
 
-def cmd_history(args: argparse.Namespace) -> int:
-    settings = _settings(args)
-    with database(settings) as url:
-        return history_cli.command(args, settings, lambda work: _with_store(url, settings, work))
-
-
 def cmd_contract(args: argparse.Namespace) -> int:
     import json
 
@@ -210,6 +204,12 @@ def cmd_contract(args: argparse.Namespace) -> int:
     else:
         args.output.write_text(text, encoding="utf-8")
     return 0
+
+
+def cmd_history(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    with database(settings) as url:
+        return history_cli.command(args, settings, lambda work: _with_store(url, settings, work))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -270,15 +270,15 @@ def build_parser() -> argparse.ArgumentParser:
         d.add_argument("--namespace", default="default", help="namespace (default: default)")
         with_database(d)
         d.set_defaults(func=cmd_dump)
-    for p in history_cli.add_parsers(sub):
-        with_database(p)
-        p.set_defaults(func=cmd_history)
 
     con = sub.add_parser(
         "contract", help="print the client contract with the default settings (GET /v1/_contract)"
     )
     con.add_argument("--output", type=Path, help="write it to this file (client/contract.json)")
     con.set_defaults(func=cmd_contract)
+    for p in history_cli.add_parsers(sub):
+        with_database(p)
+        p.set_defaults(func=cmd_history)
     return parser
 
 

@@ -199,14 +199,9 @@ class HttpProtocol(HttpToolsProtocol):
         if cycle is not None and not cycle.response_complete and _is_watch(cycle.scope):
             cycle.disconnected = True
             cycle.message_event.set()
-            self.close(always=False)
+            self.transport.close()
             return
         super().shutdown()
-
-
-def _is_watch(scope: Any) -> bool:
-    path: str = scope.get("path", "")
-    return scope.get("method") == "GET" and path.startswith("/v1/") and path.endswith("/watch")
 
 
 def _overloaded(limit: int, retry_after: str) -> ASGIApp:
@@ -219,3 +214,8 @@ def _overloaded(limit: int, retry_after: str) -> ASGIApp:
         await render(error)(scope, receive, send)
 
     return app
+
+
+def _is_watch(scope: Any) -> bool:
+    path: str = scope.get("path", "")
+    return scope.get("method") == "GET" and path.startswith("/v1/") and path.endswith("/watch")

@@ -32,7 +32,7 @@ PUBLIC = {
     ("GET", "/docs/assets"),  # the docs' static files (a mount)
     ("GET", "/console"),  # the console page: it reads records through the guarded routes
     ("GET", "/console/assets"),  # the console's static files (a mount)
-    ("GET", "/v1/_contract"),  # the client contract, no records (docs/contract.md)
+    ("GET", "/v1/_contract"),  # rules and limits, no records (docs/contract.md)
 }
 
 # Every guarded operation and the scope it needs.
@@ -119,16 +119,12 @@ def _call(service: Service, method: str, path: str, token: str | None) -> httpx.
     headers = {"Content-Type": "application/json"}
     if token is not None:
         headers["Authorization"] = f"Bearer {token}"
-    # An event stream never ends by itself: bounded, so its answer can be read whole.
-    params = {"max_seconds": "0.2"} if path.endswith("/watch") else None
-    return httpx.request(
-        method,
-        service.url + path,
-        headers=headers,
-        content=BODIES.get(method),
-        params=params,
-        timeout=10,
-    )
+    url = service.url + path
+    with httpx.stream(method, url, headers=headers, content=BODIES.get(method), timeout=10) as r:
+        # An event stream (watch) never ends: its status and headers are the answer.
+        if not r.headers.get("content-type", "").startswith("text/event-stream"):
+            r.read()
+        return r
 
 
 def _code(response: httpx.Response) -> str | None:
