@@ -13,6 +13,7 @@ REQUIRED = [
     "tests.test_auth",
     "tests.test_deploy",
     "tests.test_docs_browser",
+    "tests.test_console_browser",
     "tests.test_instances",
     "tests.test_observability",
     "tests.test_shutdown",

@@ -9,6 +9,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from . import __version__
 from .api import leases, records, router
+from .api.console import install_console
 from .auth import Authenticator, auth_required
 from .config import Settings, get_settings
 from .db import asyncpg_dsn, head_revisions
@@ -135,6 +136,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(router)
     app.add_api_route("/metrics", metrics_endpoint, include_in_schema=False)
     install_docs(app)
+    install_console(app)
     # Innermost first: the observability middleware sees the route the request took.
     # Checked here, not when the middleware stack is first built: a record handler the fast path
     # cannot serve fully stops the application from being created at all.

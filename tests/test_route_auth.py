@@ -30,6 +30,8 @@ PUBLIC = {
     ("GET", "/openapi.json"),
     ("HEAD", "/openapi.json"),
     ("GET", "/docs/assets"),  # the docs' static files (a mount)
+    ("GET", "/console"),  # the console page: it reads records through the guarded routes
+    ("GET", "/console/assets"),  # the console's static files (a mount)
     ("GET", "/v1/_contract"),  # rules and limits, no records (docs/contract.md)
 }
 
@@ -172,7 +174,8 @@ def test_every_operation_is_guarded_or_public_on_purpose(
 
 
 def test_public_routes_answer_without_a_token(secured: Service) -> None:
-    for method, path in sorted(PUBLIC - {("GET", "/docs/assets")}):
+    mounts = {("GET", "/docs/assets"), ("GET", "/console/assets")}  # folders, not pages
+    for method, path in sorted(PUBLIC - mounts):
         response = httpx.request(method, secured.url + path, timeout=10)
         assert response.status_code == 200, (method, path)
 
