@@ -37,6 +37,10 @@ class InvalidJson(AppError):
     status, code, title = 400, "invalid_json", "Invalid JSON"
 
 
+class InvalidFence(AppError):
+    status, code, title = 400, "invalid_fence", "Invalid fence"
+
+
 class InvalidHttp(AppError):
     # Sent by the transport (protocol.py) for a request its HTTP parser rejects.
     status, code, title = 400, "invalid_http", "Invalid HTTP request"
@@ -60,6 +64,18 @@ class MethodNotAllowed(AppError):
 
 class RequestTimeout(AppError):
     status, code, title = 408, "request_timeout", "Request timeout"
+
+
+class LeaseHeld(AppError):
+    status, code, title = 409, "lease_held", "Lease held by another holder"
+
+
+class LeaseLost(AppError):
+    status, code, title = 409, "lease_lost", "Lease lost"
+
+
+class Fenced(AppError):
+    status, code, title = 409, "fenced", "Fenced write refused"
 
 
 class VersionMismatch(AppError):

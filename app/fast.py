@@ -1,4 +1,5 @@
-"""Hot path: the single-record routes dispatched straight to their handlers, as pure ASGI."""
+"""Hot path: the single-record and lease routes dispatched straight to their handlers, as pure
+ASGI."""
 
 import inspect
 from collections.abc import Iterable
@@ -8,12 +9,13 @@ from starlette.requests import Request
 from starlette.routing import BaseRoute
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from .api.leases import LEASE
 from .api.records import RECORD
 from .errors import AppError, render
 
 # The routes served here, by path template: exactly what __call__ passes to their handlers
 # after the request, in order.
-SEGMENTS = {RECORD: ("namespace", "domain", "entity", "key")}
+SEGMENTS = {RECORD: ("namespace", "domain", "entity", "key"), LEASE: ("namespace", "name")}
 
 
 def _check_handler(route: APIRoute, segments: tuple[str, ...]) -> None:
@@ -39,7 +41,7 @@ def _check_handler(route: APIRoute, segments: tuple[str, ...]) -> None:
 
 
 def record_routes(routes: Iterable[BaseRoute]) -> dict[str, APIRoute]:
-    """The record routes by method, each checked against what the fast path passes."""
+    """The record (or lease) routes by method, each checked against what the fast path passes."""
     found: dict[str, APIRoute] = {}
     for route in routes:
         if isinstance(route, APIRoute) and route.path in SEGMENTS:
@@ -49,7 +51,8 @@ def record_routes(routes: Iterable[BaseRoute]) -> dict[str, APIRoute]:
 
 
 class RecordRoutes:
-    """Serve GET, HEAD, PUT and DELETE of one record without the router and dependency layers.
+    """Serve GET, HEAD, PUT and DELETE of one record, and the lease routes (every bot renews its
+    lease every third of its TTL), without the router and dependency layers.
 
     The handlers are the very functions FastAPI registered (and documents in /openapi.json);
     only the per-request cost of scanning every route and solving each handler's parameters is
@@ -57,21 +60,31 @@ class RecordRoutes:
     the same problem+json shape; anything else falls through to the full application.
     """
 
-    def __init__(self, app: ASGIApp, routes: dict[str, APIRoute]) -> None:
+    def __init__(
+        self, app: ASGIApp, routes: dict[str, APIRoute], leases: dict[str, APIRoute]
+    ) -> None:
         self.app = app
-        self.routes = routes  # from record_routes(), checked when the application is created
+        # From record_routes(), checked when the application is created.
+        self.routes = routes
+        self.leases = leases
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        route = self.routes.get(scope["method"]) if scope["type"] == "http" else None
-        # The path is still percent-encoded (RawPathMiddleware): an encoded "/" is no separator.
-        # "", "v1", namespace, domain, entity, "records", key
-        parts: list[str] = scope["path"].split("/") if route is not None else []
-        if route is None or len(parts) != 7 or parts[1] != "v1" or parts[5] != "records":
+        route = None
+        if scope["type"] == "http":
+            # The path is still percent-encoded (RawPathMiddleware): an encoded "/" is no
+            # separator. "", "v1", namespace, domain, entity, "records", key
+            # or "", "v1", namespace, "leases", name
+            parts: list[str] = scope["path"].split("/")
+            if len(parts) == 7 and parts[1] == "v1" and parts[5] == "records":
+                route, args = self.routes.get(scope["method"]), (*parts[2:5], parts[6])
+            elif len(parts) == 5 and parts[1] == "v1" and parts[3] == "leases":
+                route, args = self.leases.get(scope["method"]), (parts[2], parts[4])
+        if route is None:
             await self.app(scope, receive, send)
             return
         scope["route"] = route  # the route template labels the metrics and the access log
         try:
-            response = await route.endpoint(Request(scope, receive), *parts[2:5], parts[6])
+            response = await route.endpoint(Request(scope, receive), *args)
         except AppError as error:
             response = render(error)
         await response(scope, receive, send)

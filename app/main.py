@@ -8,7 +8,8 @@ from fastapi import FastAPI
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from . import __version__
-from .api import records, router
+from .api import leases, records, router
+from .api.console import install_console
 from .auth import Authenticator, auth_required
 from .config import Settings, get_settings
 from .db import asyncpg_dsn, head_revisions
@@ -128,16 +129,22 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.store = None
     app.state.auth = None
+    app.state.leases_held = None
     app.state.metrics = Metrics(app.state)
     app.state.head_revisions = head_revisions()
     install_handlers(app)
     app.include_router(router)
     app.add_api_route("/metrics", metrics_endpoint, include_in_schema=False)
     install_docs(app)
+    install_console(app)
     # Innermost first: the observability middleware sees the route the request took.
     # Checked here, not when the middleware stack is first built: a record handler the fast path
     # cannot serve fully stops the application from being created at all.
-    app.add_middleware(RecordRoutes, routes=record_routes(records.router.routes))
+    app.add_middleware(
+        RecordRoutes,
+        routes=record_routes(records.router.routes),
+        leases=record_routes(leases.router.routes),
+    )
     app.add_middleware(ObservabilityMiddleware, metrics=app.state.metrics)
     app.add_middleware(RawPathMiddleware)
     return app

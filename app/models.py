@@ -7,6 +7,7 @@ from sqlalchemy import (
     DateTime,
     Identity,
     Index,
+    Integer,
     MetaData,
     PrimaryKeyConstraint,
     SmallInteger,
@@ -45,6 +46,21 @@ tokens = Table(
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Column("revoked_at", DateTime(timezone=True), nullable=True),
     PrimaryKeyConstraint("id", name="tokens_pkey"),
+)
+
+# One row per lease name, kept after release so the fencing token only ever grows: an
+# acquisition sets token = token + 1 on the same row, so no token is issued twice.
+leases = Table(
+    "leases",
+    metadata,
+    Column("namespace", Text(collation="C"), nullable=False),
+    Column("name", Text(collation="C"), nullable=False),
+    Column("holder", Text, nullable=True),  # NULL once released
+    Column("token", BigInteger, nullable=False),
+    Column("ttl_ms", Integer, nullable=False),
+    Column("expires_at", DateTime(timezone=True), nullable=False),
+    Column("acquired_at", DateTime(timezone=True), nullable=False),
+    PrimaryKeyConstraint("namespace", "name", name="leases_pkey"),
 )
 
 # The change log: one row per applied write (docs/history.md). `seq` derives from the writing

@@ -24,7 +24,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from .errors import PROBLEM_MEDIA_TYPE
+from .errors import PROBLEM_MEDIA_TYPE, AppError
 
 log = logging.getLogger("persistd.access")
 
@@ -122,6 +122,20 @@ class PoolCollector:
         yield in_use
 
 
+class LeasesCollector:
+    """Live leases across every namespace, as counted at the last scrape (metrics_endpoint)."""
+
+    def __init__(self, state: Any) -> None:
+        self._state = state
+
+    def collect(self) -> Iterable[Metric]:
+        held = GaugeMetricFamily("persistd_leases_held", "leases held (live) now, all namespaces")
+        count = getattr(self._state, "leases_held", None)
+        if count is not None:
+            held.add_metric([], count)
+        yield held
+
+
 class Metrics:
     """The service's Prometheus metrics, on a registry of their own (no import-time state)."""
 
@@ -146,7 +160,20 @@ class Metrics:
             ["code"],
             registry=self.registry,
         )
+        self.lease_events = Counter(
+            "persistd_lease_events",
+            "lease changes: acquired, released, lost (renew or release with a stale token)",
+            ["event"],
+            registry=self.registry,
+        )
+        self.fenced_refused = Counter(
+            "persistd_fenced_writes_refused",
+            "fenced writes refused because their lease was not held with their token",
+            registry=self.registry,
+        )
         self.registry.register(PoolCollector(state))
+        self.leases_held = LeasesCollector(state)
+        self.registry.register(self.leases_held)
         self._children: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
 
     def observe(self, route: str, method: str, status: int, seconds: float) -> None:
@@ -167,12 +194,20 @@ class Metrics:
         if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
             registry = CollectorRegistry()
             MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+            # A count of the database's, so any one worker's answer is the whole truth.
+            registry.register(self.leases_held)
             return generate_latest(registry)
         return generate_latest(self.registry)
 
 
 async def metrics_endpoint(request: Request) -> Response:
     metrics: Metrics = request.app.state.metrics
+    store = request.app.state.store
+    # One small query per scrape: a lease's expiry is the database's fact, not this process's.
+    try:
+        request.app.state.leases_held = None if store is None else await store.leases_held()
+    except AppError:
+        request.app.state.leases_held = None
     return Response(metrics.render(), media_type=CONTENT_TYPE_LATEST)
 
 
@@ -234,6 +269,10 @@ class ObservabilityMiddleware:
             code = _problem_code(problem)
             if code is not None:
                 self.metrics.errors.labels(code).inc()
+                if code == "fenced":
+                    self.metrics.fenced_refused.inc()
+                elif code == "lease_lost":
+                    self.metrics.lease_events.labels("lost").inc()
             if log.isEnabledFor(logging.INFO):
                 client = scope.get("client")
                 fields: dict[str, Any] = {

@@ -3,7 +3,7 @@
     python -m bench            full run (about 10 minutes on a shared 2-core machine)
     python -m bench --quick    CI smoke sizes (about 2 minutes); never fails on a target
     python -m bench --only node    one part (repeatable): throughput, scale, node (backtest-kit
-                                   in Node), history, network, capacity
+                                   in Node), history, network, capacity, leases
 
 Every target is a ratio between two numbers measured here, on this machine, minutes apart,
 because absolute numbers on a shared machine are noise (docs/performance.md).
@@ -21,7 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench import history
+from bench import history, leases
 from bench.capacity import Load, run_bots
 from bench.tools import (
     E2E,
@@ -254,7 +254,7 @@ class Bench:
         s, b = m["persistd writeSignalData"], m["file adapter writeSignalData"]
         self.add("writeSignalData p50 persistd vs file adapter", f"{s.p50_ms:.2f} ms",
                  f"{b.p50_ms:.2f} ms", s.p50_ms / b.p50_ms, "<= 2.0")  # fmt: skip
-        # Information only: the file adapter serves one host and shares nothing (issue 15).
+        # Information only: the file adapter serves one host and shares nothing.
         s, b = m[f"persistd {few} processes"], m[f"file adapter {few} processes"]
         self.add(f"{few} processes writeSignalData/s persistd vs file adapter", f"{s.rate:.0f}/s",
                  f"{b.rate:.0f}/s", s.rate / b.rate, None)  # fmt: skip
@@ -456,7 +456,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--loop", default="uvloop", choices=["uvloop", "asyncio"])
     parser.add_argument("--pool-max", type=int, default=0, help="PERSISTD_POOL_MAX_SIZE")
     parser.add_argument("--skip-scale", action="store_true", help="skip the 1M-record runs")
-    parts = ["throughput", "scale", "node", "history", "capacity", "network"]
+    parts = ["throughput", "scale", "node", "history", "capacity", "network", "leases"]
     parser.add_argument("--only", choices=parts, action="append", help="run one part (repeatable)")
     parser.add_argument("--profile", metavar="DIR", help="py-spy the throughput runs into DIR")
     args = parser.parse_args(argv)
@@ -481,6 +481,8 @@ def main(argv: list[str] | None = None) -> int:
                 bench.network()
             if "capacity" in only:
                 bench.capacity(server_url)
+            if "leases" in only:
+                leases.run(bench, server_url)
             machine = bench.machine(server_url)
     print(f"persistd benchmark{' (--quick)' if args.quick else ''}: {machine}\n")
     print(bench.table())

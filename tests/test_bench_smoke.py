@@ -40,6 +40,8 @@ def test_bench_quick_completes_and_prints_the_table() -> None:
         "cannot be measured here: across a network",  # or, where packets can be delayed, its rows
         "writes c=32 history on vs off",
         "watch p99 at 100 watchers",
+        "fenced PUT c=32 vs PUT c=32",
+        "leases renewed every 5 s",
     ):
         assert row in out, out
     assert "runs had errors" not in out, out

@@ -76,9 +76,9 @@ def test_docs_try_it_out_reads_a_stored_record(
     page.goto(service_url + "/docs", wait_until="networkidle")
     expect(page.locator(".swagger-ui .info .title")).to_contain_text("persistd")
 
-    operation = page.locator(
-        ".opblock-get", has_text="/v1/{namespace}/{domain}/{entity}/records/{key}"
-    )
+    # The exact path: /records/{key}/history is a GET operation too.
+    path = "/v1/{namespace}/{domain}/{entity}/records/{key}"
+    operation = page.locator(f'.opblock-get:has(.opblock-summary-path[data-path="{path}"])')
     expect(operation.first).to_be_visible()
     expect(page.locator(".opblock-put", has_text="/records/{key}").first).to_be_visible()
     get_record = operation.first

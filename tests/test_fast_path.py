@@ -1,6 +1,7 @@
 """The single-record fast path (app/fast.py) answers exactly as FastAPI's router does."""
 
 import asyncio
+import re
 import uuid
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
@@ -10,7 +11,7 @@ import pytest
 from fastapi import APIRouter, Depends, FastAPI, Header, Query, Request
 from starlette.responses import Response
 
-from persistd.api import records
+from persistd.api import leases, records
 from persistd.api.common import Domain, Entity, Key, Namespace
 from persistd.api.records import RECORD
 from persistd.api.schemas import VersionOut
@@ -41,12 +42,26 @@ CASES: list[tuple[str, str, dict[str, str], bytes | None]] = [
     ("GET", "/misc/e/records/k/extra", {}, None),
     ("OPTIONS", "/signal/e/records/k", {}, None),
     ("PATCH", "/signal/e/records/k", JSON, b"1"),
+    ("PUT", "/signal/e/records/k", {**JSON, "Persistd-Fence": "bot=1"}, SIGNAL),
+    ("PUT", "/signal/e/records/k", {**JSON, "Persistd-Fence": "bot"}, SIGNAL),
+    ("DELETE", "/signal/e/records/k", {"Persistd-Fence": "bot=1"}, None),
+    ("POST", "/leases/bot", JSON, b'{"holder": "h", "ttl_ms": 60000}'),
+    ("PUT", "/signal/e/records/k", {**JSON, "Persistd-Fence": "bot=1"}, SIGNAL),
+    ("DELETE", "/signal/e/records/k", {"Persistd-Fence": "bot=2"}, None),
+    ("PUT", "/leases/bot", JSON, b'{"token": 1}'),
+    ("PUT", "/leases/bot", JSON, b'{"token": 2}'),
+    ("PUT", "/leases/bot", JSON, b'{"token": "1"}'),
+    ("GET", "/leases/bot", {}, None),
+    ("GET", "/leases/Bot", {}, None),
+    ("GET", "/leases/nobody", {}, None),
+    ("DELETE", "/leases/bot?token=1", {}, None),
     ("DELETE", "/signal/e/records/k", {"If-Match": '"1"'}, None),
     ("DELETE", "/signal/e/records/k", {}, None),
     ("DELETE", "/signal/e/records/k", {}, None),
 ]
 # Headers that differ between any two requests by design.
 VOLATILE = {"date", "last-modified", "x-request-id"}
+EXPIRY = re.compile(rb'"expires_at":"[^"]*"')
 
 
 _RECORD_ROUTES: object = RecordRoutes  # Middleware.cls is typed as a factory, not a class
@@ -73,7 +88,7 @@ async def _answers(app: FastAPI, ns: str) -> list[dict[str, Any]]:
                 "request": f"{method} {path}",
                 "status": resp.status_code,
                 "headers": kept,
-                "body": resp.content.replace(ns.encode(), b"<ns>"),
+                "body": EXPIRY.sub(b"<expiry>", resp.content.replace(ns.encode(), b"<ns>")),
             })  # fmt: skip
         metrics = (await client.get("/metrics")).text.splitlines()
         out.append({"counts": [m for m in metrics if m.startswith("persistd_http_requests_total")]})
@@ -88,10 +103,13 @@ def test_fast_path_and_router_give_identical_answers(database_url: str) -> None:
     counts = fast.pop()["counts"]
     statuses = [a["status"] for a in fast]
     assert statuses == [404, 201, 200, 200, 200, 412, 400, 412, 422, 400, 415, 201, 200, 400,
-                        400, 404, 405, 405, 412, 204, 404]  # fmt: skip
+                        400, 404, 405, 405, 409, 400, 409, 200, 200, 409, 200, 409, 400,
+                        200, 400, 404, 200, 412, 204, 404]  # fmt: skip
     # The fast path labels its requests with the route template, as the router does.
     route = 'route="/v1/{namespace}/{domain}/{entity}/records/{key}"'
     assert f'persistd_http_requests_total{{method="PUT",{route},status="201"}} 2.0' in counts
+    lease = 'route="/v1/{namespace}/leases/{name}"'
+    assert f'persistd_http_requests_total{{method="PUT",{lease},status="200"}} 1.0' in counts
 
 
 async def _extra_query(
@@ -151,3 +169,7 @@ def test_record_handler_with_a_parameter_the_fast_path_does_not_pass_refuses_to_
 
 def test_the_shipped_record_handlers_pass_the_check() -> None:
     assert set(record_routes(records.router.routes)) == {"GET", "HEAD", "PUT", "DELETE"}
+
+
+def test_the_shipped_lease_handlers_pass_the_check() -> None:
+    assert set(record_routes(leases.router.routes)) == {"POST", "PUT", "DELETE", "GET"}

@@ -141,6 +141,10 @@ def _coll(ns: str, tail: bytes) -> bytes:
     return b"/v1/" + ns.encode() + b"/misc/e" + tail
 
 
+def _lease(ns: str, tail: bytes = b"bot") -> bytes:
+    return b"/v1/" + ns.encode() + b"/leases/" + tail
+
+
 # (id, request builder, status, accepted codes)
 Build = Callable[[str], bytes]
 CASES: list[tuple[str, Build, int, set[str]]] = [
@@ -385,6 +389,65 @@ CASES: list[tuple[str, Build, int, set[str]]] = [
      {"invalid_value"}),
     ("shape-partial", lambda ns: request_bytes("PUT", _rec(ns, domain=b"partial"), b'{"a":1}'),
      422, {"invalid_value"}),
+    # leases
+    ("lease-ttl-too-short", lambda ns: request_bytes(
+        "POST", _lease(ns), b'{"holder":"a","ttl_ms":1}'), 400, {"invalid_request"}),
+    ("lease-ttl-huge", lambda ns: request_bytes(
+        "POST", _lease(ns), b'{"holder":"a","ttl_ms":1' + b"0" * 40 + b"}"), 400,
+     {"invalid_request"}),
+    ("lease-ttl-nan", lambda ns: request_bytes(
+        "POST", _lease(ns), b'{"holder":"a","ttl_ms":NaN}'), 400, {"invalid_json"}),
+    ("lease-ttl-string", lambda ns: request_bytes(
+        "POST", _lease(ns), b'{"holder":"a","ttl_ms":"1000"}'), 400, {"invalid_request"}),
+    ("lease-holder-control", lambda ns: request_bytes(
+        "POST", _lease(ns), b'{"holder":"a\\u0000","ttl_ms":1000}'), 400, {"invalid_name"}),
+    ("lease-holder-not-string", lambda ns: request_bytes(
+        "POST", _lease(ns), b'{"holder":["a"],"ttl_ms":1000}'), 400, {"invalid_request"}),
+    ("lease-name-upper", lambda ns: request_bytes(
+        "POST", _lease(ns, b"Bot"), b'{"holder":"a","ttl_ms":1000}'), 400, {"invalid_name"}),
+    ("lease-name-encoded-slash", lambda ns: request_bytes(
+        "POST", _lease(ns, b"a%2Fb"), b'{"holder":"a","ttl_ms":1000}'), 400, {"invalid_name"}),
+    ("lease-body-garbage", lambda ns: request_bytes("POST", _lease(ns), b"{x"), 400,
+     {"invalid_json"}),
+    ("lease-body-empty", lambda ns: request_bytes("POST", _lease(ns), b""), 400,
+     {"invalid_json"}),
+    ("lease-body-big", lambda ns: request_bytes(
+        "POST", _lease(ns), b'{"holder":"' + b"a" * 8000 + b'","ttl_ms":1000}'), 413,
+     {"payload_too_large"}),
+    ("lease-ctype-text", lambda ns: request_bytes(
+        "POST", _lease(ns), b"{}", (b"Content-Type: text/plain",)), 415,
+     {"unsupported_media_type"}),
+    ("lease-renew-token-string", lambda ns: request_bytes(
+        "PUT", _lease(ns), b'{"token":"1"}'), 400, {"invalid_request"}),
+    ("lease-renew-token-2**63", lambda ns: request_bytes(
+        "PUT", _lease(ns), b'{"token":9223372036854775808}'), 400, {"invalid_request"}),
+    ("lease-renew-unknown", lambda ns: request_bytes("PUT", _lease(ns), b'{"token":1}'), 404,
+     {"not_found"}),
+    ("lease-release-no-token", lambda ns: request_bytes("DELETE", _lease(ns)), 400,
+     {"invalid_request"}),
+    ("lease-release-token-garbage", lambda ns: request_bytes(
+        "DELETE", _lease(ns, b"bot?token=%FF")), 400, {"invalid_request"}),
+    ("lease-read-unknown", lambda ns: request_bytes("GET", _lease(ns)), 404, {"not_found"}),
+    ("lease-method-patch", lambda ns: request_bytes("PATCH", _lease(ns), b"{}"), 405,
+     {"method_not_allowed"}),
+    # fences
+    ("fence-no-token", lambda ns: request_bytes(
+        "PUT", _rec(ns), b"1", (b"Persistd-Fence: bot",)), 400, {"invalid_fence"}),
+    ("fence-superscript-token", lambda ns: request_bytes(
+        "PUT", _rec(ns), b"1", (b"Persistd-Fence: bot=\xb2",)), 400, {"invalid_fence"}),
+    ("fence-token-2**63", lambda ns: request_bytes(
+        "PUT", _rec(ns), b"1", (b"Persistd-Fence: bot=9223372036854775808",)), 400,
+     {"invalid_fence"}),
+    ("fence-bad-name-delete", lambda ns: request_bytes(
+        "DELETE", _rec(ns), None, (b"Persistd-Fence: B\xffT=1",)), 400, {"invalid_fence"}),
+    ("fence-batch-garbage", lambda ns: request_bytes(
+        "POST", _coll(ns, b"/batch-put"), b'{"items":[{"key":"a","value":1}]}',
+        (b"Persistd-Fence: ;;;",)), 400, {"invalid_fence"}),
+    ("fence-unknown-lease", lambda ns: request_bytes(
+        "PUT", _rec(ns), b"1", (b"Persistd-Fence: nobody=1",)), 409, {"fenced"}),
+    ("fence-unknown-lease-batch", lambda ns: request_bytes(
+        "POST", _coll(ns, b"/batch-put"), b'{"items":[{"key":"a","value":1}]}',
+        (b"Persistd-Fence: nobody=7",)), 409, {"fenced"}),
     ("shape-batch-schedule", lambda ns: request_bytes(
         "POST", b"/v1/" + ns.encode() + b"/schedule/e/batch-put",
         b'{"items":[{"key":"a","value":null},{"key":"b","value":{"id":1}}]}'), 422,

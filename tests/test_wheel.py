@@ -116,6 +116,8 @@ def test_the_wheels_hold_the_package_its_migrations_and_the_licence(
     assert all(n.startswith(("persistd/", "persistd-")) for n in names), "a stray top-level"
     assert "persistd/migrations/env.py" in names
     assert "persistd/migrations/script.py.mako" in names
+    for asset in ("index.html", "console.js", "console.css"):  # the console, no CDN
+        assert f"persistd/console/{asset}" in names
     assert any(n.startswith("persistd/migrations/versions/0001") for n in names)
     for wheel in wheels.values():
         licences = [n for n in zipfile.ZipFile(wheel).namelist() if n.endswith("licenses/LICENSE")]

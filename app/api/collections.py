@@ -23,12 +23,14 @@ from .common import (
     encode_cursor,
     item_json,
     json_response,
+    parse_fence,
     settings_of,
     store_of,
     validated,
     writer_of,
 )
 from .schemas import (
+    FENCE_PARAMETER,
     BatchGetOut,
     BatchGetRequest,
     BatchPutOut,
@@ -159,8 +161,8 @@ async def batch_get(
     summary="Write many records atomically (all or none)",
     tags=["collections"],
     response_model=BatchPutOut,
-    responses=errors_doc(413, 415, 422),
-    openapi_extra=request_schema(BatchPutRequest),
+    responses=errors_doc(409, 413, 415, 422),
+    openapi_extra={**request_schema(BatchPutRequest), **FENCE_PARAMETER},
 )
 async def batch_put(
     request: Request, namespace: Namespace, domain: Domain, entity: Entity
@@ -168,6 +170,7 @@ async def batch_put(
     coll = collection_of(namespace, domain, entity)
     principal = await require(request, "write", coll.namespace)
     raw, req = await _batch_body(request, BatchPutRequest)
+    fence = parse_fence(request)  # after the body, as for PUT
     settings = settings_of(request)
     seen: set[str] = set()
     for i, item in enumerate(req.items):
@@ -183,6 +186,7 @@ async def batch_put(
         keys,
         raw.decode(),
         insert_only=req.mode == "insert_if_absent",
+        fence=fence,
         writer=writer_of(principal),
     )
     return json_response(

@@ -12,9 +12,9 @@ from starlette.responses import Response
 
 from ..auth import Principal
 from ..config import Settings
-from ..errors import InvalidName, InvalidRequest, Unavailable, describe
+from ..errors import InvalidFence, InvalidName, InvalidRequest, Unavailable, describe
 from ..names import ascii_int, check_name, check_slug, decode_segment
-from ..store import ANY_VERSION, Address, Collection, Item, Meta, Store
+from ..store import ANY_VERSION, Address, Collection, Fence, Item, Meta, Store
 from .schemas import JSON
 
 Namespace = Annotated[str, Path(description="namespace: one bot, account or deployment")]
@@ -76,6 +76,28 @@ def parse_create_only(request: Request) -> bool:
     if header.strip() == "*":
         return True
     raise InvalidRequest(f'If-None-Match supports only "*" (create only); got {header!r}')
+
+
+FENCE_HEADER = "persistd-fence"
+
+
+def parse_fence(request: Request) -> Fence | None:
+    """`Persistd-Fence: <lease name>=<token>`: the lease of the record's namespace that must be
+    held with that token for the write to apply."""
+    header = request.headers.get(FENCE_HEADER)
+    if header is None:
+        return None
+    name, sep, token = header.strip().partition("=")
+    number = ascii_int(token.strip())
+    name = name.strip()
+    if sep and number is not None and 0 < number < 2**63:
+        try:
+            return Fence(check_slug("lease name", name), number)
+        except InvalidName as exc:
+            raise InvalidFence(f"Persistd-Fence: {exc.detail}") from None
+    raise InvalidFence(
+        f"Persistd-Fence must be <lease name>=<token>, like my-bot=12; got {header!r}"
+    )
 
 
 def meta_headers(meta: Meta | Item) -> dict[str, str]:

@@ -17,13 +17,14 @@ from .common import (
     json_response,
     meta_headers,
     parse_create_only,
+    parse_fence,
     parse_if_match,
     settings_of,
     store_of,
     writer_of,
 )
 from .history import VERSION_DOC, read_version, version_param
-from .schemas import JSON, VersionOut, errors_doc
+from .schemas import FENCE_PARAMETER, JSON, VersionOut, errors_doc
 
 router = APIRouter()
 
@@ -72,13 +73,14 @@ async def head_record(
     response_model=VersionOut,
     responses={
         201: {"model": VersionOut, "description": "created"},
-        **errors_doc(412, 413, 415, 422),
+        **errors_doc(409, 412, 413, 415, 422),
     },
     openapi_extra={
+        **FENCE_PARAMETER,
         "requestBody": {
             "required": True,
             "content": {JSON: {"schema": {"description": "any JSON value, null included"}}},
-        }
+        },
     },
 )
 async def put_record(
@@ -93,8 +95,15 @@ async def put_record(
     limit = settings_of(request).max_value_bytes
     raw = await body.read_body(request, limit)
     check_write(addr.domain, body.parse_json(raw), len(raw), limit)
+    # After the body is read: a refused request leaves its connection ready for the next one.
+    fence = parse_fence(request)
     meta = await store_of(request).put(
-        addr, raw.decode(), if_match=if_match, create_only=create_only, writer=writer_of(principal)
+        addr,
+        raw.decode(),
+        if_match=if_match,
+        create_only=create_only,
+        fence=fence,
+        writer=writer_of(principal),
     )
     status = 201 if meta.version == 1 else 200
     return json_response({"version": meta.version}, status, meta_headers(meta))
@@ -105,14 +114,16 @@ async def put_record(
     summary="Delete a record",
     tags=["records"],
     status_code=204,
-    responses=errors_doc(404, 412),
+    responses=errors_doc(404, 409, 412),
+    openapi_extra=FENCE_PARAMETER,
 )
 async def delete_record(
     request: Request, namespace: Namespace, domain: Domain, entity: Entity, key: Key
 ) -> Response:
     addr = address_of(namespace, domain, entity, key)
     principal = await require(request, "write", addr.namespace)
+    if_match, fence = parse_if_match(request), parse_fence(request)
     await store_of(request).delete(
-        addr, if_match=parse_if_match(request), writer=writer_of(principal)
+        addr, if_match=if_match, fence=fence, writer=writer_of(principal)
     )
     return Response(status_code=204)

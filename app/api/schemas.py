@@ -31,6 +31,39 @@ class BatchPutRequest(BaseModel):
     mode: Literal["upsert", "insert_if_absent"] = "upsert"
 
 
+# Lease TTL bounds: long enough to renew over a slow network, short enough that a crashed
+# holder is replaced within the hour (docs/leases.md: choosing the TTL).
+MIN_TTL_MS = 100
+MAX_TTL_MS = 3_600_000
+_TTL = Field(ge=MIN_TTL_MS, le=MAX_TTL_MS, description="time to live in ms, 100 to 3600000")
+_TOKEN = Field(ge=1, lt=2**63, description="the fencing token the acquisition answered")
+
+
+class AcquireRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+    holder: str = Field(
+        min_length=1, max_length=256, description="who takes the lease: unique per process"
+    )
+    ttl_ms: int = _TTL
+
+
+class RenewRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+    token: int = _TOKEN
+    ttl_ms: int | None = Field(
+        default=None, ge=MIN_TTL_MS, le=MAX_TTL_MS, description="new TTL; default: the same"
+    )
+
+
+class LeaseOut(BaseModel):
+    name: str
+    holder: str | None = Field(description="null once released")
+    token: int = Field(description="fencing token: strictly increases per acquisition")
+    ttl_ms: int
+    expires_at: str
+    held: bool
+
+
 class VersionOut(BaseModel):
     version: int
 
@@ -78,7 +111,7 @@ class Listing(BaseModel):
 
 _PROBLEM: dict[str, Any] = {PROBLEM_MEDIA_TYPE: {}}
 _ERRORS: dict[int | str, dict[str, Any]] = {
-    400: {"description": "invalid name, JSON or request", "content": _PROBLEM},
+    400: {"description": "invalid name, JSON, request or fence", "content": _PROBLEM},
     401: {"description": "missing, invalid or revoked bearer token", "content": _PROBLEM},
     403: {"description": "the token's scope or namespace does not cover this", "content": _PROBLEM},
     503: {"description": "database unavailable; retry after Retry-After", "content": _PROBLEM},
@@ -88,7 +121,7 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
 def errors_doc(*codes: int) -> dict[int | str, dict[str, Any]]:
     described = {
         404: "no record at this address",
-        409: "no history is kept for this domain",
+        409: "the lease is held, lost or the fenced write refused; or no history for this domain",
         410: "retention removed that version or time",
         412: "the If-Match or If-None-Match condition failed",
         413: "the value is over the size limit",
@@ -123,3 +156,19 @@ def request_schema(model: type[BaseModel], required: bool = True) -> dict[str, A
             "content": {JSON: {"schema": _inline_defs(schema, defs)}},
         }
     }
+
+
+# Documented here, read by the handlers from the request: the record routes also run on the
+# fast path (app/fast.py), which passes only the path parameters.
+FENCE_PARAMETER: dict[str, Any] = {
+    "parameters": [
+        {
+            "name": "Persistd-Fence",
+            "in": "header",
+            "required": False,
+            "description": "<lease name>=<token>: apply the write only while that lease of the "
+            "namespace is held with that token (else 409 fenced)",
+            "schema": {"type": "string"},
+        }
+    ]
+}

@@ -11,7 +11,16 @@ from typing import Any
 import asyncpg
 
 from ..db import hosts
-from ..errors import InvalidJson, InvalidValue, NotFound, Unavailable, VersionMismatch
+from ..errors import (
+    Fenced,
+    InvalidJson,
+    InvalidValue,
+    LeaseHeld,
+    LeaseLost,
+    NotFound,
+    Unavailable,
+    VersionMismatch,
+)
 from . import sql
 
 log = logging.getLogger("persistd.store")
@@ -112,6 +121,35 @@ class Replication:
 class Written:
     key: str
     version: int | None  # None: insert_if_absent found the key already there
+
+
+@dataclass(frozen=True, slots=True)
+class Fence:
+    """A fenced write's lease: applied only while `name` is held with exactly `token`."""
+
+    name: str
+    token: int
+
+    @property
+    def args(self) -> tuple[str, int]:
+        return (self.name, self.token)
+
+    def refused(self) -> Fenced:
+        return Fenced(
+            f"lease {self.name!r} is not held with token {self.token} (expired, released or "
+            "taken over); nothing was written"
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Lease:
+    name: str
+    holder: str | None  # None once released
+    token: int
+    ttl_ms: int
+    expires_at: datetime
+    held: bool = True
+    remaining_ms: int = 0  # until expiry, by the database's clock
 
 
 @dataclass(frozen=True, slots=True)
@@ -309,12 +347,16 @@ class Store:
         *,
         if_match: int | None = None,
         create_only: bool = False,
+        fence: Fence | None = None,
         writer: int | None = None,
     ) -> Meta:
-        """Write the whole document in one statement; VersionMismatch when a condition fails.
+        """Write the whole document in one statement; VersionMismatch when a condition fails,
+        Fenced when the fence's lease is not held with its token.
 
         `writer` (a token id) is recorded in the change log with the new version.
         """
+        if fence is not None:
+            return await self._put_fenced(addr, value, if_match, create_only, fence, writer)
         async with self._connection() as conn:
             if not self.history.logs(addr.domain):
                 if if_match is not None:
@@ -331,18 +373,72 @@ class Store:
                 args = (*addr.args, value, writer)
                 row = await self._logged(lambda: conn.fetchrow(statement, *args))
         if row is None:
-            if create_only:
-                raise VersionMismatch(f"a record already exists at key {addr.key!r}")
-            raise VersionMismatch(f"the record at key {addr.key!r} is not at the expected version")
+            raise self._put_mismatch(addr, create_only)
         return Meta(row[0], row[1])
 
+    @staticmethod
+    def _put_mismatch(addr: Address, create_only: bool) -> VersionMismatch:
+        if create_only:
+            return VersionMismatch(f"a record already exists at key {addr.key!r}")
+        return VersionMismatch(f"the record at key {addr.key!r} is not at the expected version")
+
+    async def _put_fenced(
+        self,
+        addr: Address,
+        value: str,
+        if_match: int | None,
+        create_only: bool,
+        fence: Fence,
+        writer: int | None,
+    ) -> Meta:
+        logs = self.history.logs(addr.domain)
+        async with self._connection() as conn:
+            if not logs and if_match is None and not create_only:
+                row = await conn.fetchrow(sql.UPSERT_FENCED, *addr.args, value, *fence.args)
+                if row is None:
+                    raise fence.refused()
+                return Meta(row[0], row[1])
+            if if_match is not None:
+                statement = sql.UPDATE_IF_FENCED_LOGGED if logs else sql.UPDATE_IF_FENCED
+                args: tuple[Any, ...] = (*addr.args, value, if_match)
+            else:
+                if logs:
+                    statement = (
+                        sql.INSERT_FENCED_LOGGED if create_only else sql.UPSERT_FENCED_LOGGED
+                    )
+                else:
+                    statement = sql.INSERT_FENCED
+                args = (*addr.args, value)
+            args = (*args, writer, *fence.args) if logs else (*args, *fence.args)
+            row = await self._logged(lambda: conn.fetchrow(statement, *args), logs=logs)
+        held, version, updated_at = row
+        if not held:
+            raise fence.refused()
+        if version is None:
+            raise self._put_mismatch(addr, create_only)
+        return Meta(version, updated_at)
+
     async def delete(
-        self, addr: Address, *, if_match: int | None = None, writer: int | None = None
+        self,
+        addr: Address,
+        *,
+        if_match: int | None = None,
+        fence: Fence | None = None,
+        writer: int | None = None,
     ) -> int:
-        """Delete the record and return its last version; NotFound or VersionMismatch."""
+        """Delete the record and return its last version; NotFound, VersionMismatch or Fenced."""
         condition = ANY_VERSION if if_match is None else if_match
         async with self._connection() as conn:
-            if self.history.logs(addr.domain):
+            logs = self.history.logs(addr.domain)
+            if fence is not None:
+                statement = sql.DELETE_FENCED_LOGGED if logs else sql.DELETE_FENCED
+                extra = (writer, *fence.args) if logs else fence.args
+                args = (*addr.args, condition, *extra)
+                fenced = await self._logged(lambda: conn.fetchrow(statement, *args), logs=logs)
+                if not fenced[0]:
+                    raise fence.refused()
+                row = fenced[1:]
+            elif logs:
                 args = (*addr.args, condition, writer)
                 row = await self._logged(lambda: conn.fetchrow(sql.DELETE_LOGGED, *args))
             else:
@@ -398,13 +494,32 @@ class Store:
         *,
         insert_only: bool,
         if_changed: bool = False,
+        fence: Fence | None = None,
         writer: int | None = None,
     ) -> list[Written]:
         """Write the validated body's `items` in one statement, all or nothing, in request order.
 
         Keys left as they were (present for insert_only, identical for if_changed) get no version.
+        With a fence, nothing is written unless its lease is held with its token (Fenced).
         """
         logs = self.history.logs(coll.domain)
+        if fence is not None:
+            if logs:
+                statement = (
+                    sql.BATCH_INSERT_FENCED_LOGGED
+                    if insert_only
+                    else sql.BATCH_UPSERT_FENCED_LOGGED
+                )
+                args: tuple[Any, ...] = (*coll.args, body, writer, *fence.args)
+            else:
+                statement = sql.BATCH_INSERT_FENCED if insert_only else sql.BATCH_UPSERT_FENCED
+                args = (*coll.args, body, *fence.args)
+            async with self._connection() as conn:
+                rows = await self._logged(lambda: conn.fetch(statement, *args), logs=logs)
+            if not rows[0][0]:
+                raise fence.refused()
+            versions = {row[1]: int(row[2]) for row in rows if row[1] is not None}
+            return [Written(key, versions.get(key)) for key in keys]
         if insert_only:
             statement = sql.BATCH_INSERT_LOGGED if logs else sql.BATCH_INSERT
         elif if_changed:
@@ -420,6 +535,76 @@ class Store:
                 rows = await self._logged(lambda: conn.fetch(statement, *plain), logs=False)
         versions = {row[0]: int(row[1]) for row in rows}
         return [Written(key, versions.get(key)) for key in keys]
+
+    async def acquire_lease(self, namespace: str, name: str, holder: str, ttl_ms: int) -> Lease:
+        """Take the lease when it is free, expired or already `holder`'s, with a new token;
+        LeaseHeld naming the live holder otherwise."""
+        async with self._connection() as conn:
+            # A lease that expires or is released between the two statements is simply retried.
+            for _ in range(3):
+                row = await conn.fetchrow(sql.LEASE_ACQUIRE, namespace, name, holder, ttl_ms)
+                if row is not None:
+                    return Lease(name, row[0], row[1], row[2], row[3], True, ttl_ms)
+                current = await self._lease(conn, namespace, name)
+                if current is not None and current.held:
+                    retry = str(max(1, -(-current.remaining_ms // 1000)))
+                    raise LeaseHeld(
+                        f"lease {name!r} is held by {current.holder!r} until "
+                        f"{current.expires_at.isoformat()} (token {current.token})",
+                        headers={"Retry-After": retry},
+                    )
+        raise Unavailable("the lease changed hands too often to be taken; retry")
+
+    async def renew_lease(self, namespace: str, name: str, token: int, ttl_ms: int | None) -> Lease:
+        """Extend a live lease held with `token`; LeaseLost or NotFound otherwise."""
+        async with self._connection() as conn:
+            row = await conn.fetchrow(sql.LEASE_RENEW, namespace, name, token, ttl_ms)
+            if row is None:
+                raise await self._lost(conn, namespace, name, token)
+        return Lease(name, row[0], row[1], row[2], row[3], True, row[2])
+
+    async def release_lease(self, namespace: str, name: str, token: int) -> Lease:
+        """Free a live lease held with `token` at once; LeaseLost or NotFound otherwise."""
+        async with self._connection() as conn:
+            row = await conn.fetchrow(sql.LEASE_RELEASE, namespace, name, token)
+            if row is None:
+                raise await self._lost(conn, namespace, name, token)
+        return Lease(name, None, row[1], row[2], row[3], False, 0)
+
+    async def lease(self, namespace: str, name: str) -> Lease:
+        """The lease's holder, token and expiry; NotFound when it was never acquired."""
+        async with self._connection() as conn:
+            found = await self._lease(conn, namespace, name)
+        if found is None:
+            raise NotFound(f"no lease named {name!r} in namespace {namespace!r}")
+        return found
+
+    async def leases_held(self) -> int:
+        """How many leases are live now, across every namespace."""
+        async with self._connection() as conn:
+            return int(await conn.fetchval(sql.LEASES_HELD))
+
+    @staticmethod
+    async def _lease(conn: asyncpg.Connection, namespace: str, name: str) -> Lease | None:
+        row = await conn.fetchrow(sql.LEASE_GET, namespace, name)
+        if row is None:
+            return None
+        return Lease(name, row[0], row[1], row[2], row[3], row[4], row[5])
+
+    async def _lost(
+        self, conn: asyncpg.Connection, namespace: str, name: str, token: int
+    ) -> LeaseLost | NotFound:
+        current = await self._lease(conn, namespace, name)
+        if current is None:
+            return NotFound(f"no lease named {name!r} in namespace {namespace!r}")
+        if current.token != token:
+            why = f"token {token} is not current (token {current.token} is"
+            why += f", held by {current.holder!r})" if current.held else ", now released)"
+        elif current.holder is None:
+            why = f"token {token} was released"
+        else:
+            why = f"token {token} expired at {current.expires_at.isoformat()}"
+        return LeaseLost(f"lease {name!r} is lost: {why}")
 
     async def namespaces(self) -> list[tuple[str, int]]:
         """Every namespace with its record count."""

@@ -3,12 +3,16 @@
 from persistd_client._version import __version__ as __version__
 from persistd_client.client import AsyncPersistClient, PersistClient
 from persistd_client.errors import (
+    Conflict,
     ConnectionFailed,
+    Fenced,
     Forbidden,
     InvalidJson,
     InvalidName,
     InvalidRequest,
     InvalidValue,
+    LeaseHeld,
+    LeaseLost,
     NotFound,
     PayloadTooLarge,
     PersistError,
@@ -16,6 +20,7 @@ from persistd_client.errors import (
     Unavailable,
     VersionMismatch,
 )
+from persistd_client.lease import AsyncLease, Lease, LeaseInfo
 from persistd_client.models import (
     BatchGetResult,
     BatchWritten,
@@ -30,11 +35,14 @@ from persistd_client.retry import NO_RETRY, RetryPolicy
 
 __all__ = [
     "NO_RETRY",
+    "AsyncLease",
     "AsyncPersistClient",
     "BatchGetResult",
     "BatchWritten",
+    "Conflict",
     "ConnectionFailed",
     "Count",
+    "Fenced",
     "Forbidden",
     "InvalidJson",
     "InvalidName",
@@ -43,6 +51,10 @@ __all__ = [
     "Item",
     "ItemsPage",
     "KeysPage",
+    "Lease",
+    "LeaseHeld",
+    "LeaseInfo",
+    "LeaseLost",
     "NotFound",
     "PayloadTooLarge",
     "PersistClient",

@@ -77,6 +77,31 @@ class VersionMismatch(PersistError):
     code = "version_mismatch"
 
 
+class Conflict(PersistError):
+    """409 without a code this client knows: a lease conflict (see LeaseHeld and Fenced)."""
+
+    code = "conflict"
+
+
+class LeaseHeld(Conflict):
+    """409: another holder has the lease (`detail` names it and the expiry)."""
+
+    code = "lease_held"
+
+
+class Fenced(Conflict):
+    """409: the lease is lost: a write under it was refused (`fenced`), or its renewal was
+    (`lease_lost`). This process is no longer the owner; every later fenced write raises it."""
+
+    code = "fenced"
+
+
+class LeaseLost(Fenced):
+    """409: renew or release with a token that is no longer current (a Fenced)."""
+
+    code = "lease_lost"
+
+
 class PayloadTooLarge(PersistError):
     """413: the value or batch is over the service's size limit."""
 
@@ -114,6 +139,9 @@ _BY_CODE: dict[str, type[PersistError]] = {
         Forbidden,
         NotFound,
         VersionMismatch,
+        LeaseHeld,
+        Fenced,
+        LeaseLost,
         PayloadTooLarge,
         InvalidValue,
         Unavailable,
@@ -124,6 +152,7 @@ _BY_STATUS: dict[int, type[PersistError]] = {
     401: Unauthorized,
     403: Forbidden,
     404: NotFound,
+    409: Conflict,
     412: VersionMismatch,
     413: PayloadTooLarge,
     422: InvalidValue,

@@ -18,6 +18,15 @@
 //   BOT_EXTRAS=1    also persist Storage, Recent, Notification and Log (opt-ins in backtest-kit)
 //   BOT_OPT_IN=1    setup({ optIn: true }) makes the Storage, Notification and Log opt-ins itself
 //   BOT_RISK_NAIVE=1  (control) write risk as a plain PUT, without the adapter's merge
+//   BOT_LEASE_TTL   hold a lease (setup({ lease })) with this TTL in ms; print {"marker":"lease"}
+//                   once acquired, or {"marker":"lease-error"} and exit 3 if it stays held
+//   BOT_LEASE_WAIT  how long to wait for a live holder (ms, default 0)
+//   BOT_ZOMBIE=1    after "holding", a "write" line on stdin makes the bot print
+//                   {"marker":"pausing"}, stop itself (SIGSTOP) and, once continued, rewrite the
+//                   signal row it holds in memory; a refused write prints {"marker":"write-refused"}.
+//                   When the lease is lost it prints {"marker":"lost"} and exits 1 once that write
+//                   has its answer (the renewal, sent just after it, may be refused first); the
+//                   default onLost (log, exit 1 at once) is tested in test/lease.test.mjs
 //   PERSISTD_URL, PERSISTD_NAMESPACE  the service and this bot's namespace
 
 import { createInterface } from "node:readline";
@@ -38,11 +47,34 @@ const say = (marker, extra = {}) => process.stdout.write(JSON.stringify({ marker
 
 const stdinLines = createInterface({ input: process.stdin });
 const nextLine = () => new Promise((resolve) => stdinLines.once("line", resolve));
-if (env.BOT_RISK_BARRIER !== "1") stdinLines.close();
+if (env.BOT_RISK_BARRIER !== "1" && env.BOT_ZOMBIE !== "1") stdinLines.close();
 
+let adapters;
+let zombieWrite = Promise.resolve();
 if ((env.BOT_PERSIST ?? "persistd") === "persistd") {
-  const { setup } = await import("persistd-backtest-kit");
-  const adapters = setup({ url: env.PERSISTD_URL, namespace: env.PERSISTD_NAMESPACE, optIn: env.BOT_OPT_IN === "1" });
+  const { setup, ready } = await import("persistd-backtest-kit");
+  const lease = env.BOT_LEASE_TTL
+    ? { ttlMs: Number(env.BOT_LEASE_TTL), waitMs: Number(env.BOT_LEASE_WAIT ?? 0) }
+    : undefined;
+  if (lease && env.BOT_ZOMBIE === "1") {
+    lease.onLost = (error) => {
+      say("lost", { code: error.code });
+      zombieWrite.finally(() => {
+        console.error(`persistd: ${error.message}; this process is no longer the owner and stops`);
+        process.exit(1);
+      });
+    };
+  }
+  adapters = setup({ url: env.PERSISTD_URL, namespace: env.PERSISTD_NAMESPACE, optIn: env.BOT_OPT_IN === "1", lease });
+  if (lease) {
+    try {
+      const held = await ready();
+      say("lease", { holder: held.holder, token: held.token });
+    } catch (error) {
+      say("lease-error", { name: error.name, holder: error.holder ?? null, message: error.message });
+      process.exit(3);
+    }
+  }
   if (env.BOT_RISK_BARRIER === "1") {
     let first = true;
     class RiskWithBarrier extends adapters.Risk {
@@ -129,6 +161,22 @@ if (phase === "open") {
   // Stay alive with the position open until the test kills us (SIGKILL: no cleanup runs).
   say("holding");
   setInterval(() => {}, 1 << 30);
+  if (env.BOT_ZOMBIE === "1") {
+    // A paused copy waking up: it still believes the position is open and writes it again.
+    const signal = new adapters.Signal(symbol, strategyName, exchangeName);
+    const row = await signal.readSignalData();
+    stdinLines.on("line", () => {
+      // Paused between deciding to write and writing, the worst moment: when the test continues
+      // it (SIGCONT), the write goes out before any timer (the lease renewal) gets to run.
+      say("pausing");
+      process.kill(process.pid, "SIGSTOP");
+      zombieWrite = signal.writeSignalData(row).then(
+        () => say("written"),
+        (error) => say("write-refused", { name: error.name, code: error.code ?? null }),
+      );
+    });
+    say("zombie-ready");
+  }
 } else {
   process.exit(0);
 }

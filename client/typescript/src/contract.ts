@@ -40,6 +40,7 @@ export const CONTRACT = {
     "max_newest": 10000
   },
   "errors": {
+    "invalid_fence": 400,
     "invalid_http": 400,
     "invalid_json": 400,
     "invalid_name": 400,
@@ -49,7 +50,10 @@ export const CONTRACT = {
     "not_found": 404,
     "method_not_allowed": 405,
     "request_timeout": 408,
+    "fenced": 409,
     "history_not_kept": 409,
+    "lease_held": 409,
+    "lease_lost": 409,
     "history_pruned": 410,
     "version_pruned": 410,
     "version_mismatch": 412,

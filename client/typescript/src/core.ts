@@ -12,13 +12,15 @@ export {
   resolveOptions,
   type ClientOptions,
   type Condition,
+  type Fence,
   type Item,
   type Limits,
   type ResolvedClientOptions,
   type Stored,
   type WriteResult,
 } from "./http.js";
-export { install, type BacktestKitModule, type OptIns, type SetupOptions } from "./install.js";
+export { Lease, PersistdFencedError, PersistdLeaseHeldError, type LeaseOptions } from "./lease.js";
+export { install, ready, type BacktestKitModule, type OptIns, type SetupOptions } from "./install.js";
 import "./history.js";
 export type { Change, ChangesPage, HistoryPage, Restored, Scope, Version, WatchOptions } from "./history.js";
 export { addressOf, addressOfBase, addressOfDumpPath, DUMP_FOLDERS, dumpPath, type Address } from "./mapping.js";

@@ -27,6 +27,18 @@ export interface ClientOptions {
   backoffMaxMs?: number;
   /** A fetch to send requests with instead of node:http (tests, instrumentation). */
   fetch?: typeof fetch;
+  /** The lease whose fence every write in its namespace carries (lease.ts; `setup({ lease })`). */
+  fence?: Fence;
+}
+
+/** What a client needs of a lease to fence its writes (implemented by lease.ts). */
+export interface Fence {
+  /** The namespace of the lease: writes to other namespaces are not fenced. */
+  readonly namespace: string;
+  /** The `Persistd-Fence` header value; waits for the acquisition, throws once the lease is lost. */
+  header(): Promise<string>;
+  /** A write was answered `fenced`: the lease is lost; the error to throw instead. */
+  refused(error: PersistdError): PersistdError;
 }
 
 export interface ResolvedClientOptions {
@@ -38,6 +50,7 @@ export interface ResolvedClientOptions {
   backoffBaseMs: number;
   backoffMaxMs: number;
   fetch: typeof fetch | undefined;
+  fence: Fence | undefined;
 }
 
 // The service's own rule (client/contract.json): a whole name must match its pattern.
@@ -69,6 +82,7 @@ export function resolveOptions(options: ClientOptions = {}): ResolvedClientOptio
     backoffBaseMs: options.backoffBaseMs ?? 100,
     backoffMaxMs: options.backoffMaxMs ?? 5_000,
     fetch: options.fetch,
+    fence: options.fence,
   };
 }
 
@@ -258,6 +272,8 @@ async function fetchRequest(fetchImpl: typeof fetch, url: string, out: Outgoing)
 
 export interface Request {
   method: "GET" | "HEAD" | "PUT" | "POST" | "DELETE";
+  /** A record write: it carries the fence of the client's lease, if any. */
+  write?: boolean;
   path: string;
   body?: unknown;
   headers?: Record<string, string>;
@@ -319,7 +335,7 @@ export class PersistdClient {
   withNamespace(namespace: string): PersistdClient {
     return namespace === this.namespace
       ? this
-      : new PersistdClient({ ...this.options, namespace }, this.shared);
+      : new PersistdClient({ ...this.options, namespace, fence: undefined }, this.shared);
   }
 
   private entityPath(domain: string, entity: string): string {
@@ -360,6 +376,7 @@ export class PersistdClient {
       path: this.recordPath(domain, entity, key),
       body: value === undefined ? null : value,
       headers,
+      write: true,
       accept: conditional ? [412] : [],
       conditional,
     });
@@ -369,7 +386,7 @@ export class PersistdClient {
 
   /** Delete one record; false when it was absent. */
   async delete(domain: string, entity: string, key: string): Promise<boolean> {
-    const res = await this.send({ method: "DELETE", path: this.recordPath(domain, entity, key), accept: [404] });
+    const res = await this.send({ method: "DELETE", path: this.recordPath(domain, entity, key), accept: [404], write: true });
     return res.status !== 404;
   }
 
@@ -496,6 +513,7 @@ export class PersistdClient {
         method: "POST",
         path: `${this.entityPath(domain, entity)}/batch-put`,
         body: { items: part, mode },
+        write: true,
       });
       return (JSON.parse(res.text) as { items: WriteResult[] }).items;
     });
@@ -511,12 +529,14 @@ export class PersistdClient {
    * would then apply its change twice), so it is repeated only after a refused connection and
    * otherwise fails with PersistdUnavailableError: the outcome is unknown, re-read.
    */
-  /** @internal One request with retries; also used by the history methods (history.ts). */
+  /** @internal One request with retries; also used by the history methods (history.ts) and the lease (lease.ts). */
   async send(req: Request): Promise<Reply> {
     const { url, token, retryDeadlineMs, requestTimeoutMs, backoffBaseMs, backoffMaxMs } = this.options;
     const fetchImpl = this.options.fetch;
     const headers: Record<string, string> = { Accept: "application/json", ...req.headers };
     if (token) headers["Authorization"] = `Bearer ${token}`;
+    const fence = req.write && this.options.fence?.namespace === this.namespace ? this.options.fence : undefined;
+    if (fence) headers["Persistd-Fence"] = await fence.header();
     let body: string | undefined;
     if (req.body !== undefined) {
       headers["Content-Type"] = "application/json";
@@ -533,7 +553,10 @@ export class PersistdClient {
           ? await fetchRequest(fetchImpl, url + req.path, out)
           : await nodeRequest(this.target, req.path, out);
         if ((res.status >= 200 && res.status < 300) || req.accept?.includes(res.status)) return res;
-        if (!RETRY_STATUS.has(res.status)) throw problem(req, res);
+        if (!RETRY_STATUS.has(res.status)) {
+          const error = problem(req, res);
+          throw fence && error.code === "fenced" ? fence.refused(error) : error;
+        }
         if (req.conditional) throw unknownOutcome(req, `HTTP ${res.status}`);
         waitAtLeast = retryAfterMs(res.header("retry-after")) ?? 0;
         lastProblem = `HTTP ${res.status}`;

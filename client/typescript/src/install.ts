@@ -3,6 +3,7 @@
 
 import { createAdapters } from "./adapters.js";
 import { PersistBase } from "./base.js";
+import { Lease, type LeaseOptions } from "./lease.js";
 import type { AdapterOptions } from "./options.js";
 import { DOMAIN_NAMES, OPTIONAL_DOMAIN_NAMES, type DomainName, type PersistdAdapters } from "./types.js";
 
@@ -25,6 +26,20 @@ export interface SetupOptions extends AdapterOptions {
    * `true` for all three, or some of them. Default none (backtest-kit's own defaults).
    */
   optIn?: boolean | OptIns;
+  /** Hold a lease for this bot: one live instance, and a zombie's writes refused (`ready()`). */
+  lease?: LeaseOptions;
+}
+
+let lease: Lease | undefined;
+
+/**
+ * With `setup({ lease })`: resolves with the lease once it is acquired (rejects with
+ * PersistdLeaseHeldError naming the holder after `waitMs`). Await it before starting the bot;
+ * writes made earlier wait for the acquisition too. Without a lease it resolves undefined.
+ */
+export async function ready(): Promise<Lease | undefined> {
+  if (lease) await lease.acquire();
+  return lease;
 }
 
 /** The part of backtest-kit `install()` uses: `Persist<X>Adapter.usePersist<X>Adapter(Ctor)`. */
@@ -66,6 +81,11 @@ export function install(kit: BacktestKitModule, options: SetupOptions = {}): Per
           };
         }
       : undefined);
+  if (options.lease) {
+    lease = new Lease(options, options.lease);
+    lease.acquire().catch(() => undefined); // reported by ready() and by every write
+    options = { ...options, fence: lease };
+  }
   const adapters = createAdapters({ ...options, signalDefaults });
   const domains = options.domains ?? DOMAIN_NAMES;
   for (const name of domains) {

@@ -46,6 +46,8 @@ class Call(Generic[T]):
     retry: bool = True
     # Non-2xx statuses that are an answer rather than an error (HEAD 404 means "absent").
     accept: frozenset[int] = frozenset()
+    # A record write: a client bound to a lease sends its fence with it.
+    write: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -104,14 +104,18 @@ def put(
     # A conditional write repeated after a lost answer could report a conflict for a write that
     # happened, and a caller re-applying its change would apply it twice: it is not repeated.
     conditional = if_match is not None or create_only
-    return Call("PUT", path, answers.written, headers=headers, body=body, retry=not conditional)
+    return Call(
+        "PUT", path, answers.written, headers=headers, body=body, retry=not conditional, write=True
+    )
 
 
 def delete(ns: str, domain: str, entity: Name, key: Name, if_match: int | None) -> Call[None]:
     """DELETE a record, optionally only at a version."""
     path = _record_path(ns, domain, entity, key)
     headers = _if_match(if_match)
-    return Call("DELETE", path, answers.nothing, headers=headers, retry=if_match is None)
+    return Call(
+        "DELETE", path, answers.nothing, headers=headers, retry=if_match is None, write=True
+    )
 
 
 def init(ns: str, domain: str, entity: Name, initial: bool) -> Call[int]:
@@ -171,7 +175,7 @@ def batch_put(
     payload = {"items": [{"key": str(k), "value": v} for k, v in pairs], "mode": mode}
     body, headers = _json_body(payload)
     path = f"{_entity_path(ns, domain, entity)}/batch-put"
-    return Call("POST", path, answers.batch_written, headers=headers, body=body)
+    return Call("POST", path, answers.batch_written, headers=headers, body=body, write=True)
 
 
 def namespaces() -> Call[list[Count]]:

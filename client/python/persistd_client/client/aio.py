@@ -19,6 +19,7 @@ from persistd_client._core.call import (
 )
 from persistd_client.client.history import AsyncHistory
 from persistd_client.client.shell import PAGE_SIZE, Shell, Timeout
+from persistd_client.errors import Fenced
 from persistd_client.models import (
     BatchGetResult,
     BatchWritten,
@@ -51,6 +52,7 @@ class AsyncPersistClient(AsyncHistory, Shell):
         self._http = http_client or httpx.AsyncClient(timeout=self._new_client_timeout())
 
     async def _send(self, call: Call[T]) -> T:
+        call = self._fenced(call)
         attempts = Attempts(self.retry, call)
         request = build_request(self._http, self.settings, call, self._timeout)
         while True:
@@ -61,7 +63,10 @@ class AsyncPersistClient(AsyncHistory, Shell):
             else:
                 retry_in = attempts.after_response(response)
                 if retry_in is None:
-                    return attempts.finish(response)
+                    try:
+                        return attempts.finish(response)
+                    except Fenced as error:
+                        raise self._refused(call, error) from None
                 delay = retry_in
             await self.retry.async_sleep(delay)
 

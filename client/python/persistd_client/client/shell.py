@@ -2,13 +2,29 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+from typing import Any, Protocol
+
 import httpx
 
-from persistd_client._core.call import DEFAULT_TIMEOUT, Settings
+from persistd_client._core.call import DEFAULT_TIMEOUT, Call, Settings
+from persistd_client.errors import Fenced
 from persistd_client.retry import RetryPolicy
 
 Timeout = float | httpx.Timeout | None
 PAGE_SIZE = 1000
+
+
+class FenceSource(Protocol):
+    """A lease a client is bound to (persistd_client.lease): its fence goes with every write."""
+
+    def header(self) -> str:
+        """The Persistd-Fence value; raises Fenced once the lease is lost."""
+        ...
+
+    def refused(self, error: Fenced) -> Fenced:
+        """A write was answered `fenced`: the lease is lost; the error to raise."""
+        ...
 
 
 class Shell:
@@ -29,6 +45,17 @@ class Shell:
         # None: the httpx client's own timeout (ours is DEFAULT_TIMEOUT when we create it).
         self._timeout = None if timeout is None else httpx.Timeout(timeout)
         self._owns_http = http_client is None
+        self.fence: FenceSource | None = None  # set while a Lease binds this client
+
+    def _fenced(self, call: Call[Any]) -> Call[Any]:
+        """The call with the bound lease's fence when it is a write."""
+        if self.fence is None or not call.write:
+            return call
+        return replace(call, headers={**call.headers, "Persistd-Fence": self.fence.header()})
+
+    def _refused(self, call: Call[Any], error: Fenced) -> Fenced:
+        """A write answered `fenced` loses the bound lease; the error to raise."""
+        return error if self.fence is None or not call.write else self.fence.refused(error)
 
     @property
     def namespace(self) -> str:

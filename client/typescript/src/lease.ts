@@ -1,0 +1,228 @@
+// Lease layer: one live instance per bot. A lease is acquired before the bot runs, renewed in
+// the background, and its fencing token goes with every write, so a paused or partitioned copy
+// that lost the lease cannot overwrite its successor's state (docs/leases.md of persistd).
+
+import { hostname } from "node:os";
+import { randomBytes } from "node:crypto";
+
+import { checkSlug, PersistdClient, PersistdError, type ClientOptions, type Fence, type Reply } from "./http.js";
+
+/** Options of `setup({ lease })` and `new Lease()`. */
+export interface LeaseOptions {
+  /** Lease name (the slug rule of a namespace). Default: the namespace. */
+  name?: string;
+  /** Time to live in ms (100 to 3600000); renewed every `ttlMs / 3`. Default 10000. */
+  ttlMs?: number;
+  /** How long to wait for a live holder to go away (a crashed predecessor's TTL). Default 0. */
+  waitMs?: number;
+  /** Called once when the lease is lost. Default: log the error and `process.exit(1)`. */
+  onLost?: (error: PersistdFencedError) => void;
+  /** This process's holder id. Default `<hostname>:<pid>:<random>`, unique per process. */
+  holder?: string;
+}
+
+/**
+ * The lease is lost (a renewal was refused, or a write was answered `fenced`): this process is no
+ * longer the owner. Every later write throws it. `code` is the service's: `fenced` or `lease_lost`.
+ */
+export class PersistdFencedError extends PersistdError {
+  constructor(
+    message: string,
+    code: string,
+    readonly lease: string,
+    readonly token: number | undefined,
+  ) {
+    super(message, 409, code, message);
+    this.name = "PersistdFencedError";
+  }
+}
+
+/** Another holder kept the lease for all of `waitMs`. */
+export class PersistdLeaseHeldError extends PersistdError {
+  constructor(
+    message: string,
+    readonly lease: string,
+    readonly holder: string | null,
+    readonly expiresAt: string | null,
+  ) {
+    super(message, 409, "lease_held", message);
+    this.name = "PersistdLeaseHeldError";
+  }
+}
+
+interface LeaseBody {
+  name: string;
+  holder: string | null;
+  token: number;
+  ttl_ms: number;
+  expires_at: string;
+  held: boolean;
+}
+
+const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+
+function defaultOnLost(error: PersistdFencedError): void {
+  console.error(`persistd: ${error.message}; this process is no longer the owner and stops`);
+  process.exit(1);
+}
+
+/** A lease of one namespace, held by this process: acquire, background renewal, fence, release. */
+export class Lease implements Fence {
+  readonly name: string;
+  readonly holder: string;
+  readonly ttlMs: number;
+  readonly waitMs: number;
+  private readonly client: PersistdClient;
+  private readonly onLost: (error: PersistdFencedError) => void;
+  private acquiring: Promise<number> | undefined;
+  private current: number | undefined;
+  private lostError: PersistdFencedError | undefined;
+  private timer: ReturnType<typeof setInterval> | undefined;
+  private renewing = false;
+
+  constructor(options: ClientOptions = {}, lease: LeaseOptions = {}) {
+    this.ttlMs = lease.ttlMs ?? 10_000;
+    this.waitMs = lease.waitMs ?? 0;
+    if (!Number.isInteger(this.ttlMs) || this.ttlMs < 100 || this.ttlMs > 3_600_000) {
+      throw new Error(`persistd lease ttlMs must be an integer from 100 to 3600000; got ${this.ttlMs}`);
+    }
+    // The lease's own calls are not fenced, and must give up within a TTL to be of any use.
+    const within = Math.max(50, Math.floor(this.ttlMs / 2));
+    this.client = new PersistdClient({ ...options, fence: undefined, retryDeadlineMs: within, requestTimeoutMs: within });
+    this.name = checkSlug("lease name", lease.name ?? this.client.namespace);
+    this.holder = lease.holder ?? `${hostname()}:${process.pid}:${randomBytes(4).toString("hex")}`;
+    this.onLost = lease.onLost ?? defaultOnLost;
+  }
+
+  get namespace(): string {
+    return this.client.namespace;
+  }
+
+  /** The fencing token of the current acquisition (undefined before it). */
+  get token(): number | undefined {
+    return this.current;
+  }
+
+  /** Whether the lease was lost. */
+  get lost(): boolean {
+    return this.lostError !== undefined;
+  }
+
+  private get path(): string {
+    return `/v1/${this.namespace}/leases/${this.name}`;
+  }
+
+  /**
+   * Acquire the lease (once; later calls share the first), waiting up to `waitMs` for a live
+   * holder to let it go; rejects with PersistdLeaseHeldError naming the holder. Starts renewal.
+   */
+  acquire(): Promise<number> {
+    this.acquiring ??= this.take();
+    return this.acquiring;
+  }
+
+  private async take(): Promise<number> {
+    const deadline = Date.now() + this.waitMs;
+    const poll = Math.min(500, Math.max(50, Math.floor(this.ttlMs / 4)));
+    for (;;) {
+      const res = await this.client.send({
+        method: "POST",
+        path: this.path,
+        body: { holder: this.holder, ttl_ms: this.ttlMs },
+        accept: [409],
+      });
+      if (res.status !== 409) {
+        this.current = (JSON.parse(res.text) as LeaseBody).token;
+        this.timer = setInterval(() => void this.renew(), Math.max(30, Math.floor(this.ttlMs / 3)));
+        this.timer.unref();
+        return this.current;
+      }
+      // Waits the whole of waitMs: a last attempt is made at the deadline itself.
+      const left = deadline - Date.now();
+      if (left <= 0) throw await this.heldError(res);
+      await sleep(Math.min(poll, left));
+    }
+  }
+
+  private async heldError(res: Reply): Promise<PersistdLeaseHeldError> {
+    const detail = (JSON.parse(res.text) as { detail?: string }).detail ?? "";
+    let lease: LeaseBody | undefined;
+    try {
+      lease = JSON.parse((await this.client.send({ method: "GET", path: this.path })).text) as LeaseBody;
+    } catch {
+      lease = undefined; // the detail still names the holder
+    }
+    const holder = lease?.holder ?? null;
+    return new PersistdLeaseHeldError(
+      `persistd lease ${this.namespace}/${this.name} is held by ${JSON.stringify(holder)} ` +
+        `(after waiting ${this.waitMs} ms): ${detail}`,
+      this.name,
+      holder,
+      lease?.expires_at ?? null,
+    );
+  }
+
+  /** One renewal; a refusal loses the lease, an unreachable service is retried next time. */
+  private async renew(): Promise<void> {
+    if (this.renewing || this.lostError || this.current === undefined) return;
+    this.renewing = true;
+    try {
+      await this.client.send({ method: "PUT", path: this.path, body: { token: this.current } });
+    } catch (error) {
+      if (error instanceof PersistdError && (error.code === "lease_lost" || error.status === 404)) {
+        this.lose(error.code ?? "lease_lost", error.detail ?? error.message);
+      }
+      // Anything else (unreachable for now): the service judges expiry; the next renewal retries.
+    } finally {
+      this.renewing = false;
+    }
+  }
+
+  /** Mark the lease lost (onLost runs once); the error for this refusal. */
+  private lose(code: string, why: string): PersistdFencedError {
+    const error = new PersistdFencedError(
+      `persistd lease ${this.namespace}/${this.name} (token ${this.current}) is lost: ${why}`,
+      code,
+      this.name,
+      this.current,
+    );
+    if (!this.lostError) {
+      this.lostError = error;
+      this.stop();
+      // After the refused write's caller has seen its error.
+      setImmediate(() => this.onLost(error));
+    }
+    return error;
+  }
+
+  private stop(): void {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = undefined;
+  }
+
+  /** Fence: the header of a write; waits for the acquisition; throws once the lease is lost. */
+  async header(): Promise<string> {
+    const token = await this.acquire();
+    if (this.lostError) throw this.lostError;
+    return `${this.name}=${token}`;
+  }
+
+  /** Fence: a write was refused as `fenced`. */
+  refused(error: PersistdError): PersistdError {
+    return this.lose("fenced", error.detail ?? error.message);
+  }
+
+  /** Stop renewing and free the lease at once (a clean shutdown), so a successor need not wait. */
+  async release(): Promise<void> {
+    this.stop();
+    const token = this.current;
+    if (token === undefined || this.lostError) return;
+    this.lostError = new PersistdFencedError(
+      `persistd lease ${this.namespace}/${this.name} was released`,
+      "lease_lost",
+      this.name,
+      token,
+    );
+    await this.client.send({ method: "DELETE", path: `${this.path}?token=${token}`, accept: [404, 409] });
+  }
+}
