@@ -665,34 +665,35 @@ def test_declared_body_over_the_limit_is_answered_413_at_once_and_closed(
     assert closed_after is not None and closed_after < 4, "the connection was kept open"
 
 
-def test_body_trickled_past_the_body_timeout_gets_408(impatient: Service, ns: str) -> None:
-    with _connect(impatient.url) as sock:
-        sock.sendall(b"PUT " + _rec(ns) + b" HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n1")
+def _trickle_until_answered(
+    url: str, start: bytes, byte: bytes
+) -> tuple[bytes, float, float | None]:
+    """Send `start`, then `byte` every 0.3 s until an answer: (answer, seconds, closed after)."""
+    with _connect(url) as sock:
+        sock.sendall(start)
         started = time.monotonic()
         received = b""
         while not received and time.monotonic() - started < 5:
             with contextlib.suppress(OSError):
-                sock.sendall(b" ")
+                sock.sendall(byte)
             received, _ = _read_until_closed(sock, 0.3)
         elapsed = time.monotonic() - started
         rest, closed_after = _read_until_closed(sock, 4)
-    assert _problem_code(received + rest) == (408, "request_timeout")
+    return received + rest, elapsed, closed_after
+
+
+def test_body_trickled_past_the_body_timeout_gets_408(impatient: Service, ns: str) -> None:
+    start = b"PUT " + _rec(ns) + b" HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n1"
+    received, elapsed, closed_after = _trickle_until_answered(impatient.url, start, b" ")
+    assert _problem_code(received) == (408, "request_timeout")
     assert 0.8 < elapsed < 4
     assert closed_after is not None
 
 
 def test_headers_trickled_past_the_header_timeout_get_408(impatient: Service) -> None:
-    with _connect(impatient.url) as sock:
-        sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: ")
-        started = time.monotonic()
-        received = b""
-        while not received and time.monotonic() - started < 5:
-            with contextlib.suppress(OSError):
-                sock.sendall(b"a")
-            received, _ = _read_until_closed(sock, 0.3)
-        elapsed = time.monotonic() - started
-        rest, closed_after = _read_until_closed(sock, 4)
-    assert _problem_code(received + rest) == (408, "request_timeout")
+    start = b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: "
+    received, elapsed, closed_after = _trickle_until_answered(impatient.url, start, b"a")
+    assert _problem_code(received) == (408, "request_timeout")
     assert 0.8 < elapsed < 4
     assert closed_after is not None
 

@@ -13,10 +13,10 @@ from persistd_client import history as h
 from persistd_client._core.call import Call, Name, Settings
 from persistd_client.errors import error_from_response
 from persistd_client.models import ItemsPage, Record
+from persistd_client.retry import RETRY_STATUSES
 
 T = TypeVar("T")
 WATCH_RECONNECT = 0.5  # seconds between reconnection attempts of a watch
-RETRY_STATUSES = (429, 502, 503, 504)
 # Heartbeats arrive every few seconds; a read silent for longer means the connection is gone.
 _STREAM_TIMEOUT = httpx.Timeout(10.0, read=60.0)
 
