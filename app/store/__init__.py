@@ -22,6 +22,7 @@ from ..errors import (
     VersionMismatch,
 )
 from . import sql
+from .coalesce import Coalescer, Upsert
 
 log = logging.getLogger("persistd.store")
 
@@ -226,6 +227,9 @@ class Store:
         self.history = history
         # Called after every logged write committed: the watch hub's wake-up (app/watch.py).
         self.changed: Callable[[], None] = _no_op
+        self._upserts = Coalescer(
+            self._upsert, self._upsert_many, acquire_timeout, self._write_expired
+        )
 
     @classmethod
     async def open(
@@ -270,10 +274,19 @@ class Store:
         except TimeoutError:
             self._pool.terminate()
 
+    def _write_expired(self) -> Unavailable:
+        return Unavailable(
+            f"the database took no write for {self._acquire_timeout:g} s; nothing was written, "
+            "retry later",
+            headers={"Retry-After": self._retry_after},
+        )
+
     @asynccontextmanager
-    async def _connection(self) -> AsyncIterator[asyncpg.Connection]:
+    async def _connection(self, wait: float | None = None) -> AsyncIterator[asyncpg.Connection]:
+        """A pooled connection, acquired within `wait` seconds (default: the acquire timeout)."""
         try:
-            async with self._pool.acquire(timeout=self._acquire_timeout) as conn:
+            timeout = self._acquire_timeout if wait is None else wait
+            async with self._pool.acquire(timeout=timeout) as conn:
                 try:
                     yield conn
                 except _STALE_SERVER:
@@ -355,26 +368,74 @@ class Store:
 
         `writer` (a token id) is recorded in the change log with the new version.
         """
+        logs = self.history.logs(addr.domain)
+        if if_match is None and not create_only:
+            meta = await self._upserts.put(Upsert(addr, value, writer, fence, logs))
+            if meta is None:
+                assert fence is not None
+                raise fence.refused()
+            return meta
         if fence is not None:
             return await self._put_fenced(addr, value, if_match, create_only, fence, writer)
         async with self._connection() as conn:
-            if not self.history.logs(addr.domain):
+            if not logs:
                 if if_match is not None:
                     row = await conn.fetchrow(sql.UPDATE_IF, *addr.args, value, if_match)
-                elif create_only:
-                    row = await conn.fetchrow(sql.INSERT, *addr.args, value)
                 else:
-                    row = await conn.fetchrow(sql.UPSERT, *addr.args, value)
+                    row = await conn.fetchrow(sql.INSERT, *addr.args, value)
             elif if_match is not None:
                 conditional = (*addr.args, value, if_match, writer)
                 row = await self._logged(lambda: conn.fetchrow(sql.UPDATE_IF_LOGGED, *conditional))
             else:
-                statement = sql.INSERT_LOGGED if create_only else sql.UPSERT_LOGGED
                 args = (*addr.args, value, writer)
-                row = await self._logged(lambda: conn.fetchrow(statement, *args))
+                row = await self._logged(lambda: conn.fetchrow(sql.INSERT_LOGGED, *args))
         if row is None:
             raise self._put_mismatch(addr, create_only)
         return Meta(row[0], row[1])
+
+    async def _upsert(self, item: Upsert, wait: float) -> Meta | None:
+        """One unconditional upsert by itself; None when its fence's lease is not held."""
+        args: tuple[Any, ...] = (*item.addr.args, item.value)
+        if item.logs:
+            args += (item.writer,)
+        async with self._connection(wait) as conn:
+            if item.fence is None:
+                statement = sql.UPSERT_LOGGED if item.logs else sql.UPSERT
+                row = await self._logged(lambda: conn.fetchrow(statement, *args), logs=item.logs)
+                return Meta(row[0], row[1])
+            args += item.fence.args
+            if not item.logs:
+                row = await self._logged(
+                    lambda: conn.fetchrow(sql.UPSERT_FENCED, *args), logs=False
+                )
+                return None if row is None else Meta(row[0], row[1])
+            row = await self._logged(lambda: conn.fetchrow(sql.UPSERT_FENCED_LOGGED, *args))
+        return Meta(row[1], row[2]) if row[0] else None
+
+    async def _upsert_many(self, items: list[Upsert], wait: float) -> list[Meta | None]:
+        """Unconditional upserts of distinct addresses in one statement, in `items` order."""
+        columns: list[list[Any]] = [[] for _ in range(9)]
+        for item in items:
+            fence = item.fence
+            row = (
+                *item.addr.args,
+                item.value,
+                item.writer,
+                None if fence is None else fence.name,
+                None if fence is None else fence.token,
+                item.logs,
+            )
+            for column, field in zip(columns, row, strict=True):
+                column.append(field)
+        logs = any(item.logs for item in items)
+        async with self._connection(wait) as conn:
+            rows = await self._logged(lambda: conn.fetch(sql.UPSERT_MANY, *columns), logs=logs)
+        found = {row[0]: row for row in rows}
+        out: list[Meta | None] = []
+        for n in range(1, len(items) + 1):
+            row = found[n]
+            out.append(None if row[1] is None else Meta(row[1], row[2]))
+        return out
 
     @staticmethod
     def _put_mismatch(addr: Address, create_only: bool) -> VersionMismatch:
@@ -393,21 +454,11 @@ class Store:
     ) -> Meta:
         logs = self.history.logs(addr.domain)
         async with self._connection() as conn:
-            if not logs and if_match is None and not create_only:
-                row = await conn.fetchrow(sql.UPSERT_FENCED, *addr.args, value, *fence.args)
-                if row is None:
-                    raise fence.refused()
-                return Meta(row[0], row[1])
             if if_match is not None:
                 statement = sql.UPDATE_IF_FENCED_LOGGED if logs else sql.UPDATE_IF_FENCED
                 args: tuple[Any, ...] = (*addr.args, value, if_match)
             else:
-                if logs:
-                    statement = (
-                        sql.INSERT_FENCED_LOGGED if create_only else sql.UPSERT_FENCED_LOGGED
-                    )
-                else:
-                    statement = sql.INSERT_FENCED
+                statement = sql.INSERT_FENCED_LOGGED if logs else sql.INSERT_FENCED
                 args = (*addr.args, value)
             args = (*args, writer, *fence.args) if logs else (*args, *fence.args)
             row = await self._logged(lambda: conn.fetchrow(statement, *args), logs=logs)

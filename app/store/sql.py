@@ -392,3 +392,44 @@ BATCH_UPSERT_FENCED_LOGGED = _fenced_logged(
 BATCH_INSERT_FENCED_LOGGED = _fenced_logged(
     6, f"INSERT {_INTO} {_BATCH_ROWS_FENCED} {_KEEP}", "key, value, version", "$5", _BATCH_OUT
 )
+
+
+# ---- coalesced writes ----
+# Unconditional upserts that arrive together are written by one statement in one transaction
+# (coalesce.py). Each item carries its own writer, fence (NULL: none) and whether its domain
+# keeps history; a fenced item whose lease is not held is left out and answers NULL. Items are
+# distinct addresses, written in address order so concurrent statements lock rows in one order.
+_ITEMS = (
+    "unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::bigint[], "
+    "$7::text[], $8::bigint[], $9::bool[]) WITH ORDINALITY "
+    "AS i(namespace, domain, entity, key, value, writer, fence, token, logs, n)"
+)
+
+
+def _same(a: str, b: str) -> str:
+    """Rows `a` and `b` are at one address."""
+    return " AND ".join(f"{a}.{c} = {b}.{c}" for c in ("namespace", "domain", "entity", "key"))
+
+
+UPSERT_MANY = f"""
+WITH i AS MATERIALIZED (SELECT * FROM {_ITEMS}),
+ok AS MATERIALIZED (
+  SELECT * FROM i WHERE i.fence IS NULL OR EXISTS (
+    SELECT 1 FROM leases
+    WHERE namespace = i.namespace AND name = i.fence AND token = i.token AND {_LIVE} FOR SHARE)
+),
+w AS (
+  INSERT {_INTO}
+  SELECT namespace, domain, entity, key, value::jsonb, 1 FROM ok
+  ORDER BY namespace COLLATE "C", domain COLLATE "C", entity COLLATE "C", key COLLATE "C"
+  {_BUMP} RETURNING namespace, domain, entity, key, value, version, updated_at
+),
+c AS (
+  INSERT INTO changes {_CHANGE_COLUMNS}
+  SELECT persistd_change_seq(w.namespace, w.domain, w.entity, w.key, row_number() OVER () - 1),
+         w.namespace, w.domain, w.entity, w.key, w.version, 'put', w.value, clock_timestamp(),
+         ok.writer
+  FROM w JOIN ok ON {_same("w", "ok")} WHERE ok.logs
+)
+SELECT i.n, w.version, w.updated_at FROM i LEFT JOIN w ON {_same("w", "i")}
+"""
