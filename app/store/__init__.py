@@ -168,6 +168,11 @@ def _no_op() -> None:
     pass
 
 
+def _after(logs: bool, writer: int | None, fence: Fence | None) -> tuple[Any, ...]:
+    """A write statement's last parameters: the writer when logged, the fence when fenced."""
+    return (*((writer,) if logs else ()), *(fence.args if fence else ()))
+
+
 class _PoolConnection(asyncpg.Connection):  # type: ignore[misc]
     """A pooled connection released without the reset query.
 
@@ -375,23 +380,33 @@ class Store:
                 assert fence is not None
                 raise fence.refused()
             return meta
-        if fence is not None:
-            return await self._put_fenced(addr, value, if_match, create_only, fence, writer)
-        async with self._connection() as conn:
-            if not logs:
-                if if_match is not None:
-                    row = await conn.fetchrow(sql.UPDATE_IF, *addr.args, value, if_match)
-                else:
-                    row = await conn.fetchrow(sql.INSERT, *addr.args, value)
-            elif if_match is not None:
-                conditional = (*addr.args, value, if_match, writer)
-                row = await self._logged(lambda: conn.fetchrow(sql.UPDATE_IF_LOGGED, *conditional))
-            else:
-                args = (*addr.args, value, writer)
-                row = await self._logged(lambda: conn.fetchrow(sql.INSERT_LOGGED, *args))
-        if row is None:
+        op = "insert" if if_match is None else "update_if"
+        conditions = () if if_match is None else (if_match,)
+        row = await self._write(op, addr, (value, *conditions), fence, writer)
+        if row is None or row[0] is None:
             raise self._put_mismatch(addr, create_only)
         return Meta(row[0], row[1])
+
+    async def _write(
+        self,
+        op: str,
+        addr: Address,
+        params: tuple[Any, ...],
+        fence: Fence | None,
+        writer: int | None,
+    ) -> asyncpg.Record | None:
+        """One conditional write (sql.WRITES) in its own transaction; its statement's row
+        without the fence's `held` column. Fenced when the fence's lease is not held."""
+        logs = self.history.logs(addr.domain)
+        statement = sql.WRITES[op, logs, fence is not None]
+        args = (*addr.args, *params, *_after(logs, writer, fence))
+        async with self._connection() as conn:
+            row = await self._logged(lambda: conn.fetchrow(statement, *args), logs=logs)
+        if fence is None:
+            return row
+        if not row[0]:
+            raise fence.refused()
+        return row[1:]
 
     async def _upsert(self, item: Upsert, wait: float) -> Meta | None:
         """One unconditional upsert by itself; None when its fence's lease is not held."""
@@ -443,32 +458,6 @@ class Store:
             return VersionMismatch(f"a record already exists at key {addr.key!r}")
         return VersionMismatch(f"the record at key {addr.key!r} is not at the expected version")
 
-    async def _put_fenced(
-        self,
-        addr: Address,
-        value: str,
-        if_match: int | None,
-        create_only: bool,
-        fence: Fence,
-        writer: int | None,
-    ) -> Meta:
-        logs = self.history.logs(addr.domain)
-        async with self._connection() as conn:
-            if if_match is not None:
-                statement = sql.UPDATE_IF_FENCED_LOGGED if logs else sql.UPDATE_IF_FENCED
-                args: tuple[Any, ...] = (*addr.args, value, if_match)
-            else:
-                statement = sql.INSERT_FENCED_LOGGED if logs else sql.INSERT_FENCED
-                args = (*addr.args, value)
-            args = (*args, writer, *fence.args) if logs else (*args, *fence.args)
-            row = await self._logged(lambda: conn.fetchrow(statement, *args), logs=logs)
-        held, version, updated_at = row
-        if not held:
-            raise fence.refused()
-        if version is None:
-            raise self._put_mismatch(addr, create_only)
-        return Meta(version, updated_at)
-
     async def delete(
         self,
         addr: Address,
@@ -479,21 +468,8 @@ class Store:
     ) -> int:
         """Delete the record and return its last version; NotFound, VersionMismatch or Fenced."""
         condition = ANY_VERSION if if_match is None else if_match
-        async with self._connection() as conn:
-            logs = self.history.logs(addr.domain)
-            if fence is not None:
-                statement = sql.DELETE_FENCED_LOGGED if logs else sql.DELETE_FENCED
-                extra = (writer, *fence.args) if logs else fence.args
-                args = (*addr.args, condition, *extra)
-                fenced = await self._logged(lambda: conn.fetchrow(statement, *args), logs=logs)
-                if not fenced[0]:
-                    raise fence.refused()
-                row = fenced[1:]
-            elif logs:
-                args = (*addr.args, condition, writer)
-                row = await self._logged(lambda: conn.fetchrow(sql.DELETE_LOGGED, *args))
-            else:
-                row = await conn.fetchrow(sql.DELETE, *addr.args, condition)
+        row = await self._write("delete", addr, (condition,), fence, writer)
+        assert row is not None  # the statement always answers one row
         deleted, current = row[0], row[1]
         if deleted is not None:
             return int(deleted)
@@ -554,36 +530,15 @@ class Store:
         With a fence, nothing is written unless its lease is held with its token (Fenced).
         """
         logs = self.history.logs(coll.domain)
+        kind = "insert" if insert_only else "upsert_changed" if if_changed else "upsert"
+        statement = sql.BATCHES[kind, logs, fence is not None]
+        args = (*coll.args, body, *_after(logs, writer, fence))
+        async with self._connection() as conn:
+            rows = await self._logged(lambda: conn.fetch(statement, *args), logs=logs)
         if fence is not None:
-            if logs:
-                statement = (
-                    sql.BATCH_INSERT_FENCED_LOGGED
-                    if insert_only
-                    else sql.BATCH_UPSERT_FENCED_LOGGED
-                )
-                args: tuple[Any, ...] = (*coll.args, body, writer, *fence.args)
-            else:
-                statement = sql.BATCH_INSERT_FENCED if insert_only else sql.BATCH_UPSERT_FENCED
-                args = (*coll.args, body, *fence.args)
-            async with self._connection() as conn:
-                rows = await self._logged(lambda: conn.fetch(statement, *args), logs=logs)
             if not rows[0][0]:
                 raise fence.refused()
-            versions = {row[1]: int(row[2]) for row in rows if row[1] is not None}
-            return [Written(key, versions.get(key)) for key in keys]
-        if insert_only:
-            statement = sql.BATCH_INSERT_LOGGED if logs else sql.BATCH_INSERT
-        elif if_changed:
-            statement = sql.BATCH_UPSERT_CHANGED_LOGGED if logs else sql.BATCH_UPSERT_CHANGED
-        else:
-            statement = sql.BATCH_UPSERT_LOGGED if logs else sql.BATCH_UPSERT
-        async with self._connection() as conn:
-            if logs:
-                args = (*coll.args, body, writer)
-                rows = await self._logged(lambda: conn.fetch(statement, *args))
-            else:
-                plain = (*coll.args, body)
-                rows = await self._logged(lambda: conn.fetch(statement, *plain), logs=False)
+            rows = [row[1:] for row in rows if row[1] is not None]
         versions = {row[0]: int(row[1]) for row in rows}
         return [Written(key, versions.get(key)) for key in keys]
 

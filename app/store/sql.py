@@ -433,3 +433,39 @@ c AS (
 )
 SELECT i.n, w.version, w.updated_at FROM i LEFT JOIN w ON {_same("w", "i")}
 """
+
+
+# The conditional single-record writes by (operation, logged, fenced). Their parameters, in
+# order: the address ($1-$4), the document (not for delete), the version condition (not for
+# insert), the writer's token id when logged, the fence's lease name and token when fenced.
+# Fenced statements answer `held` first, then what the unfenced ones answer.
+WRITES = {
+    ("insert", False, False): INSERT,
+    ("insert", True, False): INSERT_LOGGED,
+    ("insert", False, True): INSERT_FENCED,
+    ("insert", True, True): INSERT_FENCED_LOGGED,
+    ("update_if", False, False): UPDATE_IF,
+    ("update_if", True, False): UPDATE_IF_LOGGED,
+    ("update_if", False, True): UPDATE_IF_FENCED,
+    ("update_if", True, True): UPDATE_IF_FENCED_LOGGED,
+    ("delete", False, False): DELETE,
+    ("delete", True, False): DELETE_LOGGED,
+    ("delete", False, True): DELETE_FENCED,
+    ("delete", True, True): DELETE_FENCED_LOGGED,
+}
+# The batch writes by (kind, logged, fenced), with the parameters of WRITES: the entity
+# ($1-$3), the request body, the writer when logged, the fence when fenced. Unfenced, one row
+# (key, version) per written key; fenced, `held` first, and one row of NULLs when none was.
+BATCHES = {
+    ("upsert", False, False): BATCH_UPSERT,
+    ("upsert", True, False): BATCH_UPSERT_LOGGED,
+    ("upsert", False, True): BATCH_UPSERT_FENCED,
+    ("upsert", True, True): BATCH_UPSERT_FENCED_LOGGED,
+    ("insert", False, False): BATCH_INSERT,
+    ("insert", True, False): BATCH_INSERT_LOGGED,
+    ("insert", False, True): BATCH_INSERT_FENCED,
+    ("insert", True, True): BATCH_INSERT_FENCED_LOGGED,
+    # Imports (identical documents left alone) are never fenced.
+    ("upsert_changed", False, False): BATCH_UPSERT_CHANGED,
+    ("upsert_changed", True, False): BATCH_UPSERT_CHANGED_LOGGED,
+}
