@@ -457,7 +457,7 @@ async function fleetView(alive) {
     if (!row.visible) return void (row.loaded = false);
     row.timer ??= setTimeout(() => {
       row.timer = null;
-      refreshRow(row).catch(() => {});
+      if (rows.get(row.name) === row) refreshRow(row).catch(() => {}); // still on this page
     }, ROW_DEBOUNCE_MS);
   }
 
