@@ -16,6 +16,7 @@ import asyncpg
 import orjson
 from starlette.types import Receive
 
+from .auth import Principal
 from .config import Settings
 from .db import asyncpg_dsn
 from .errors import AppError, Unavailable
@@ -64,9 +65,23 @@ def sse_event(change: Change) -> bytes:
 HEARTBEAT = b": heartbeat\n\n"
 
 
+@dataclass(frozen=True, slots=True)
+class Namespaces:
+    """The namespaces a watcher follows: those named (None: every one), and of those only the
+    ones its token's pattern allows (no principal: auth is off, or the route checked it)."""
+
+    names: frozenset[str] | None
+    principal: Principal | None = None
+
+    def __contains__(self, namespace: str) -> bool:
+        return (self.names is None or namespace in self.names) and (
+            self.principal is None or self.principal.allows_namespace(namespace)
+        )
+
+
 @dataclass(eq=False)
 class Subscriber:
-    namespace: str
+    namespaces: Namespaces
     domain: str | None
     entity: str | None
     start: int  # the hub had dispatched every change up to here when this subscriber joined
@@ -75,7 +90,7 @@ class Subscriber:
 
     def wants(self, change: Change) -> bool:
         return (
-            change.namespace == self.namespace
+            change.namespace in self.namespaces
             and (self.domain is None or change.domain == self.domain)
             and (self.entity is None or change.entity == self.entity)
         )
@@ -209,11 +224,11 @@ class Hub:
         await self._start()
 
     async def _subscribe(
-        self, namespace: str, domain: str | None, entity: str | None
+        self, namespaces: Namespaces, domain: str | None, entity: str | None
     ) -> Subscriber:
         await self._start()
         sub = Subscriber(
-            namespace, domain, entity, self._position, asyncio.Queue(self._settings.watch_buffer)
+            namespaces, domain, entity, self._position, asyncio.Queue(self._settings.watch_buffer)
         )
         self._subscribers.add(sub)
         return sub
@@ -221,9 +236,27 @@ class Hub:
     def unsubscribe(self, sub: Subscriber) -> None:
         self._subscribers.discard(sub)
 
+    async def _catch_up(self, sub: Subscriber, after: int) -> list[Change]:
+        """The next page of the change log after `after`, up to where the hub took over."""
+        names = sub.namespaces.names
+        if names is not None and len(names) == 1:  # one namespace: its index
+            (namespace,) = names
+            return await log.changes(
+                self._store, namespace, after, TAIL_PAGE, sub.domain, sub.entity, upto=sub.start
+            )
+        return await log.changes_across(
+            self._store,
+            None if names is None else sorted(names),
+            after,
+            TAIL_PAGE,
+            sub.domain,
+            sub.entity,
+            upto=sub.start,
+        )
+
     async def stream(
         self,
-        namespace: str,
+        namespaces: Namespaces,
         domain: str | None,
         entity: str | None,
         since: int | None,
@@ -235,26 +268,20 @@ class Hub:
         slot is freed at once rather than at the next heartbeat.
         """
         # Subscribed here, not before the response: a stream that never starts holds no slot.
-        sub = await self._subscribe(namespace, domain, entity)
+        sub = await self._subscribe(namespaces, domain, entity)
         gone = asyncio.ensure_future(_disconnected(receive))
+        getter: asyncio.Future[tuple[int, bytes]] | None = None
         try:
             position = sub.start if since is None else since
             # The starting position as an event id without data: a client that reconnects
             # before any change arrived resumes from here, not from a later "now".
             yield b"retry: 1000\nid: %d\n\n" % position
             while position < sub.start:
-                page = await log.changes(
-                    self._store,
-                    sub.namespace,
-                    position,
-                    TAIL_PAGE,
-                    sub.domain,
-                    sub.entity,
-                    upto=sub.start,
-                )
+                page = await self._catch_up(sub, position)
                 for change in page:
                     position = change.seq
-                    yield sse_event(change)
+                    if sub.wants(change):  # the token's pattern is checked here, not in SQL
+                        yield sse_event(change)
                 if len(page) < TAIL_PAGE:
                     break
             heartbeat = self._settings.watch_heartbeat
@@ -282,6 +309,8 @@ class Hub:
                     yield event
         finally:
             gone.cancel()
+            if getter is not None:
+                getter.cancel()  # the stream was cancelled (max_seconds) while waiting
             self.unsubscribe(sub)
 
     async def close(self) -> None:

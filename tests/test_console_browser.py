@@ -243,7 +243,7 @@ def test_fleet_with_500_namespaces_reads_only_the_rows_on_screen(
     expect(page.locator("#fleet-count")).to_contain_text("page 1 of 10")
     expect(page.locator(f'tr[data-ns="{prefix}-000"] td.risk')).to_contain_text("S0 long @ 0")
     first_rows = time.monotonic() - started
-    page.wait_for_timeout(2_500)  # two polling rounds
+    page.wait_for_timeout(2_500)  # nothing is polled: rows off screen stay unread
     read = {u.split("/v1/")[1].split("/")[0] for u in console.requests if "/v1/" in u}
     # Only the rows on screen (a 1000 px viewport shows about 20) are read, not all 500.
     assert 5 <= len(read) <= 30, sorted(read)
@@ -251,6 +251,117 @@ def test_fleet_with_500_namespaces_reads_only_the_rows_on_screen(
     expect(page.locator(f'tr[data-ns="{prefix}-050"] td.risk')).to_contain_text("S50 long @ 50")
     calls = sum("/v1/" in u for u in console.requests)
     print(f"500 namespaces: first rows in {first_rows:.2f} s; {len(read)} read; {calls} requests")
+
+
+def signal_value(symbol: str, entry: float) -> dict[str, Any]:
+    return {
+        **{"id": f"sig-{symbol}", "symbol": symbol, "strategyName": "s", "exchangeName": "x"},
+        **{"position": "long", "priceOpen": entry, "priceTakeProfit": 1e6, "priceStopLoss": 0},
+    }
+
+
+def signal_path(ns: str, symbol: str) -> str:
+    return f"/v1/{ns}/signal/{symbol}_s_x/records/{symbol}"
+
+
+def shown_within(page: Any, ns: str, entry: str, timeout: float = 1.0) -> float:
+    """Seconds until the fleet row of `ns` shows `entry` as its signal's entry price (checked
+    on every animation frame)."""
+    started = time.monotonic()
+    page.wait_for_function(
+        """([ns, entry]) => {
+          const cell = document.querySelector(`#fleet tr[data-ns="${ns}"] tr.signal .entry`);
+          return cell !== null && cell.textContent === entry;
+        }""",
+        arg=[ns, entry],
+        timeout=timeout * 1000,
+    )
+    return time.monotonic() - started
+
+
+def api_calls(urls: list[str]) -> list[str]:
+    """The /v1 requests among `urls`, less the service-wide watch stream."""
+    return [u for u in urls if "/v1" in u and "/v1/_watch" not in u]
+
+
+def test_fleet_follows_one_stream_shows_a_put_within_1_s_and_never_polls(
+    console: Console, http: httpx.Client, ns: str
+) -> None:
+    from playwright.sync_api import expect
+
+    assert http.put(signal_path(ns, "BTCUSDT"), json=signal_value("BTCUSDT", 100)).is_success
+    page = console.open()
+    page.fill("#filter", ns)
+    expect(page.locator(f'#fleet tr[data-ns="{ns}"] tr.signal .entry')).to_have_text("100")
+    expect(page.locator("#status")).to_have_text("live · watching changes")
+
+    quiet_from = len(console.requests)
+    page.wait_for_timeout(3_000)  # nothing changes: nothing is asked
+    assert api_calls(console.requests[quiet_from:]) == []
+
+    assert http.put(signal_path(ns, "BTCUSDT"), json=signal_value("BTCUSDT", 101)).is_success
+    shown_after = shown_within(page, ns, "101")
+    # A namespace the page has not listed appears with its first change.
+    assert http.put(signal_path(f"{ns}-new", "ETHUSDT"), json=signal_value("ETHUSDT", 7)).is_success
+    new_after = shown_within(page, f"{ns}-new", "7")
+    expect(page.locator("#fleet-count")).to_contain_text("2 of ")
+
+    quiet_from = len(console.requests)
+    page.wait_for_timeout(3_000)
+    assert api_calls(console.requests[quiet_from:]) == []
+    streams = [u for u in console.requests if "/v1/_watch" in u]
+    assert len(streams) == 1, streams  # one stream for the whole page, never reopened
+    assert page.evaluate("performance.getEntriesByType('navigation').length") == 1  # no reload
+    print(f"a put shown after {shown_after:.2f} s; a new namespace after {new_after:.2f} s")
+
+
+def test_fleet_with_500_signal_namespaces_pages_filters_and_shows_a_change_within_1_s(
+    console: Console, http: httpx.Client
+) -> None:
+    from playwright.sync_api import expect
+
+    prefix = f"g{uuid.uuid4().hex[:6]}"
+    names = [f"{prefix}-{i:03d}" for i in range(500)]
+    for i, name in enumerate(names):
+        assert http.put(signal_path(name, f"S{i}"), json=signal_value(f"S{i}", i)).is_success
+    started = time.monotonic()
+    page = console.open()
+    page.fill("#filter", prefix)
+    count = page.locator("#fleet-count")
+    expect(count).to_contain_text("500 of ", timeout=5_000)
+    expect(count).to_contain_text("page 1 of 10")
+    expect(page.locator("#fleet tbody > tr")).to_have_count(50)
+    shown_within(page, names[0], "0", timeout=5)
+    first_rows = time.monotonic() - started
+
+    page.fill("#filter", f"{prefix}-12")  # 120 to 129
+    expect(count).to_contain_text("10 of ")
+    expect(page.locator("#fleet tbody > tr")).to_have_count(10)
+    shown_within(page, names[125], "125", timeout=5)
+    page.fill("#filter", prefix)
+    page.get_by_role("button", name="Next page").click()
+    expect(count).to_contain_text("page 2 of 10")
+    shown_within(page, names[50], "50", timeout=5)
+    shown_within(page, names[51], "51", timeout=5)
+
+    before = len(console.requests)
+    assert http.put(signal_path(names[51], "S51"), json=signal_value("S51", 5100)).is_success
+    change_after = shown_within(page, names[51], "5100")
+    # A change to a bot on another page costs nothing.
+    assert http.put(signal_path(names[400], "S400"), json=signal_value("S400", 1)).is_success
+    page.wait_for_timeout(1_000)
+    asked = api_calls(console.requests[before:])
+    assert asked and all(f"/v1/{names[51]}" in u for u in asked), asked
+    read = {u.split("/v1/")[1].split("/")[0] for u in api_calls(console.requests) if "/v1/" in u}
+    read &= set(names)  # before the filter is typed, the first page shows other tests' bots
+    # Rows on screen only (a 1000 px viewport shows about 20 of a page's 50), not all 500.
+    assert 10 <= len(read) <= 70, sorted(read)
+    assert len([u for u in console.requests if "/v1/_watch" in u]) == 1
+    print(
+        f"500 namespaces: first rows in {first_rows:.2f} s; a change shown after "
+        f"{change_after:.2f} s ({len(asked)} requests); {len(read)} namespaces read; "
+        f"{len(api_calls(console.requests))} requests in all"
+    )
 
 
 @pytest.fixture(scope="module")
@@ -467,7 +578,8 @@ def test_restore_previews_then_puts_a_bots_namespace_back_and_the_history_shows_
 def test_pages_show_reconnecting_while_persistd_is_down_and_resume_with_no_missed_change(
     browser: Any, database_url: str, http: httpx.Client, ns: str
 ) -> None:
-    """The bot page follows the watch stream (resumed by Last-Event-ID); the fleet polls."""
+    """The bot page follows its namespace's watch stream and the fleet the service-wide one,
+    both resumed by Last-Event-ID."""
     from playwright.sync_api import expect
 
     signal_path = f"/v1/{ns}/signal/ETHUSDT_s_x/records/ETHUSDT"
@@ -490,7 +602,7 @@ def test_pages_show_reconnecting_while_persistd_is_down_and_resume_with_no_misse
         expect(entry).to_have_text("10")
         bot_status = bot_page.locator("#status")
         expect(bot_status).to_have_text("live · watching changes")
-        expect(fleet.locator("#status")).to_have_text("live · polling every 1 s")
+        expect(fleet.locator("#status")).to_have_text("live · watching changes")
         changes = bot_page.locator("#changes li")
         expect(changes).to_have_count(0)
 

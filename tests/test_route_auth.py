@@ -51,6 +51,7 @@ SCOPES: dict[tuple[str, str], Scope] = {
     ("GET", "/v1/{namespace}/{domain}/{entity}/records/{key}/history"): "read",
     ("GET", "/v1/{namespace}/changes"): "read",
     ("GET", "/v1/{namespace}/watch"): "read",
+    ("GET", "/v1/_watch"): "read",
     ("POST", "/v1/{namespace}/restore"): "admin",
     ("POST", "/v1/{namespace}/leases/{name}"): "write",
     ("PUT", "/v1/{namespace}/leases/{name}"): "write",
@@ -59,8 +60,8 @@ SCOPES: dict[tuple[str, str], Scope] = {
 }
 
 # Operations without a namespace in the path: a token for another namespace may call them,
-# and sees only its own namespaces (GET /v1 filters the listing).
-NAMESPACE_FREE = {("GET", "/v1")}
+# and sees only its own namespaces (GET /v1 filters the listing, GET /v1/_watch the stream).
+NAMESPACE_FREE = {("GET", "/v1"), ("GET", "/v1/_watch")}
 
 # A valid request body for operations that take one: the answer must not depend on it.
 BODIES: dict[str, bytes] = {"PUT": b"1", "POST": b"{}"}

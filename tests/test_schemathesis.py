@@ -48,7 +48,7 @@ def _run_operation(
             params["namespace"] = namespace
         if domain is not None and "domain" in params:
             params["domain"] = domain
-        if operation.path.endswith("/watch"):
+        if operation.path.endswith("watch"):  # /v1/{namespace}/watch and /v1/_watch
             # An event stream never ends by itself: bound it so the response can be checked.
             case.query = {**(case.query or {}), "max_seconds": 0.2}
         response = case.call(base_url=service_url, timeout=10)

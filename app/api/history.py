@@ -12,11 +12,11 @@ from starlette.responses import Response, StreamingResponse
 
 from .. import body
 from ..auth import require
-from ..errors import InvalidRequest
+from ..errors import Forbidden, InvalidRequest
 from ..names import ascii_int, check_name, check_slug
 from ..store import Address, Item
 from ..store import history as log
-from ..watch import Hub, change_json
+from ..watch import Hub, Namespaces, change_json
 from .common import (
     ENTITY,
     Domain,
@@ -249,38 +249,86 @@ async def restore(request: Request, namespace: Namespace) -> Response:
     return json_response(out)
 
 
+_STREAM_DOC: dict[int | str, dict[str, Any]] = {
+    200: {"content": {"text/event-stream": {}}, "description": "the event stream"},
+    **errors_doc(),
+}
+Since = Annotated[
+    int | None, Query(ge=0, le=MAX_SEQ, description="start after this seq (default: from now)")
+]
+MaxSeconds = Annotated[
+    float | None, Query(gt=0, le=86400, description="end the stream after this long")
+]
+LastEventId = Annotated[str | None, Header(description="resume after this seq (wins over since)")]
+
+
+# Before /v1/{namespace} (inspection): a namespace starts with a letter or digit, so "_watch"
+# can never be one.
+@router.get(
+    "/v1/_watch",
+    summary="Server-Sent Events of every namespace the token may read, in one stream",
+    tags=["history"],
+    responses=_STREAM_DOC,
+)
+async def watch_all(
+    request: Request,
+    namespaces: Annotated[
+        str | None,
+        Query(description="only these namespaces, comma-separated (default: every one)"),
+    ] = None,
+    domain: Annotated[str | None, Query(description="only this domain")] = None,
+    entity: Annotated[str | None, Query(description="only this entity")] = None,
+    since: Since = None,
+    max_seconds: MaxSeconds = None,
+    last_event_id: LastEventId = None,
+) -> Response:
+    principal = await require(request, "read")
+    names = None
+    if namespaces is not None:
+        names = frozenset(check_slug("namespace", n) for n in namespaces.split(","))
+        refused = sorted(n for n in names if principal and not principal.allows_namespace(n))
+        if refused:
+            raise Forbidden(f"this token is not valid for namespace {refused[0]!r}")
+    # Without a list, the token's pattern filters the stream as GET /v1 filters the listing.
+    filter_ = Namespaces(names, principal)
+    return await _event_stream(request, filter_, domain, entity, since, max_seconds, last_event_id)
+
+
 @router.get(
     "/v1/{namespace}/watch",
     summary="Server-Sent Events: one event per change, id = seq",
     tags=["history"],
-    responses={
-        200: {"content": {"text/event-stream": {}}, "description": "the event stream"},
-        **errors_doc(),
-    },
+    responses=_STREAM_DOC,
 )
 async def watch(
     request: Request,
     namespace: Namespace,
     domain: Annotated[str | None, Query(description="only this domain")] = None,
     entity: Annotated[str | None, Query(description="only this entity")] = None,
-    since: Annotated[
-        int | None,
-        Query(ge=0, le=MAX_SEQ, description="start after this seq (default: from now)"),
-    ] = None,
-    max_seconds: Annotated[
-        float | None, Query(gt=0, le=86400, description="end the stream after this long")
-    ] = None,
-    last_event_id: Annotated[
-        str | None, Header(description="resume after this seq (wins over since)")
-    ] = None,
+    since: Since = None,
+    max_seconds: MaxSeconds = None,
+    last_event_id: LastEventId = None,
 ) -> Response:
     ns = check_slug("namespace", namespace)
     await require(request, "read", ns)
+    filter_ = Namespaces(frozenset((ns,)))
+    return await _event_stream(request, filter_, domain, entity, since, max_seconds, last_event_id)
+
+
+async def _event_stream(
+    request: Request,
+    namespaces: Namespaces,
+    domain: str | None,
+    entity: str | None,
+    since: int | None,
+    max_seconds: float | None,
+    last_event_id: str | None,
+) -> Response:
     dom, ent = _scope(domain, entity)
     start = since if last_event_id is None else parse_seq("Last-Event-ID", last_event_id)
     hub: Hub = request.app.state.watch
     await hub.admit()
-    stream = hub.stream(ns, dom, ent, start, request.receive)
+    stream = hub.stream(namespaces, dom, ent, start, request.receive)
     if max_seconds is not None:
         stream = _bounded(stream, max_seconds)
     return StreamingResponse(

@@ -3,8 +3,8 @@
 "use strict";
 
 const TOKEN_KEY = "persistd.console.token"; // sessionStorage only: gone when the tab closes
-const ROW_POLL_MS = 1000; // visible fleet rows are re-read this often
-const LIST_POLL_MS = 5000; // the namespace list (a count over every record) this often
+const RETRY_MS = 1000; // a dropped watch stream is reopened, an unreachable service retried, this often
+const ROW_DEBOUNCE_MS = 150; // a burst of changes to one bot costs one re-read of its fleet row
 const FLEET_PAGE = 50; // fleet rows per page
 const RECORD_PAGE = 50; // records per page in the record browser
 const ENTITY_PAGE = 100; // entities per page
@@ -100,25 +100,27 @@ const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 let watching = false; // a watch stream owns the status badge
 
 /**
- * Follow a namespace's watch stream: Server-Sent Events read with fetch (EventSource cannot send
- * the token header). A dropped stream is reopened every second with Last-Event-ID, so the service
- * replays exactly the changes missed meanwhile. `onOpen` runs once the first stream is
- * subscribed (its first bytes arrived), so state read then misses nothing the stream will not bring.
+ * Follow a watch stream (`/v1/<ns>/watch`, or `/v1/_watch` for every namespace): Server-Sent
+ * Events read with fetch (EventSource cannot send the token header). A dropped stream is reopened
+ * every second with Last-Event-ID, so the service replays exactly the changes missed meanwhile.
+ * `onOpen` runs each time a stream is subscribed (its first bytes arrived), the first time and
+ * after each reconnect, so state read then misses nothing the stream will not bring.
  */
-function watch(ns, query, alive, { onOpen, onChange }) {
+function watch(path, alive, { onOpen, onChange }) {
   const controller = new AbortController();
   let last = null;
-  let opened = false;
   watching = true;
   (async () => {
     while (alive()) {
+      let reader = null;
       try {
         const headers = { Accept: "text/event-stream", ...authHeader() };
         if (last !== null) headers["Last-Event-ID"] = last;
-        const response = await fetch(`/v1/${enc(ns)}/watch${query}`, { headers, cache: "no-store", signal: controller.signal });
+        const response = await fetch(path, { headers, cache: "no-store", signal: controller.signal });
         if (response.status === 401) return expired();
         if (!response.ok) throw new Problem(response.status, await response.json().catch(() => null));
-        const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
+        reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
+        let opened = false;
         let buffer = "";
         let event = { id: null, type: "message", data: "" };
         for (;;) {
@@ -152,10 +154,12 @@ function watch(ns, query, alive, { onOpen, onChange }) {
       } catch (error) {
         if (controller.signal.aborted) return;
         if (!(error instanceof Offline || error instanceof TypeError || error instanceof Problem)) console.warn(error);
+      } finally {
+        reader?.cancel().catch(() => {}); // a stream given up on frees its connection
       }
       if (!alive()) return;
       setStatus("reconnecting", "reconnecting…");
-      await sleep(ROW_POLL_MS);
+      await sleep(RETRY_MS);
     }
   })();
   const stop = () => controller.abort();
@@ -167,32 +171,11 @@ function watch(ns, query, alive, { onOpen, onChange }) {
   }, 250);
 }
 
-// ---- views: each render bumps `view`, which stops the previous view's polling ----
+// ---- views: each render bumps `view`, which stops the previous view's stream ----
 
 let view = 0;
 let liveText = "";
 let fleetFilter = "";
-
-function poll(alive, ms, fn) {
-  const tick = async () => {
-    if (!alive()) return;
-    try {
-      await fn();
-    } catch (error) {
-      if (!(error instanceof Offline || error instanceof SignInNeeded)) console.warn(error);
-    }
-    if (alive()) setTimeout(tick, ms);
-  };
-  setTimeout(tick, ms);
-}
-
-async function eachLimited(items, limit, fn) {
-  const queue = [...items];
-  const worker = async () => {
-    while (queue.length) await fn(queue.shift());
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, queue.length) }, worker));
-}
 
 function setCrumbs(parts) {
   const nodes = [h("a", { href: "#/" }, "Fleet")];
@@ -216,7 +199,7 @@ function showError(error, alive) {
   if (error instanceof SignInNeeded) return;
   if (error instanceof Offline) {
     message("persistd is not reachable; retrying…");
-    setTimeout(() => alive() && route(), ROW_POLL_MS);
+    setTimeout(() => alive() && route(), RETRY_MS);
     return;
   }
   if (error instanceof Problem) {
@@ -410,9 +393,13 @@ function fillRow(tr, bot) {
   );
 }
 
+/**
+ * Every bot in one table, fed by one stream: `/v1/_watch` brings each change of every namespace
+ * the token may read; a change re-reads its bot's row if the row is on screen. Nothing polls.
+ */
 async function fleetView(alive) {
   setCrumbs([]);
-  liveText = `live · polling every ${ROW_POLL_MS / 1000} s`;
+  liveText = "live · watching changes";
   const filter = h("input", { type: "search", id: "filter", placeholder: "filter namespaces", "aria-label": "Filter namespaces", value: fleetFilter });
   const count = h("span", { class: "muted", id: "fleet-count" });
   const prev = h("button", { type: "button" }, "Previous page");
@@ -425,9 +412,11 @@ async function fleetView(alive) {
     h("table", { id: "fleet" }, h("thead", {}, h("tr", {}, heads.map((t) => h("th", { scope: "col" }, t)))), tbody),
   );
   let names = [];
+  let known = new Set();
   let page = 0;
-  let rows = new Map(); // namespace → {tr, visible, loaded, busy, shown}
-  // Only rows on screen are read and polled, so 500 bots cost what the visible dozen cost.
+  let rows = new Map(); // namespace → {tr, visible, loaded, busy, again, timer, shown}
+  let redraw = null;
+  // Only rows on screen are read, so 500 bots cost what the visible dozen cost.
   const observer = new IntersectionObserver((entries) => {
     if (!alive()) return observer.disconnect();
     for (const entry of entries) {
@@ -439,7 +428,8 @@ async function fleetView(alive) {
   });
 
   async function refreshRow(row) {
-    if (row.busy || !alive()) return;
+    if (!alive()) return;
+    if (row.busy) return void (row.again = true); // read again once this read ends
     row.busy = true;
     try {
       const bot = await loadBot(row.name);
@@ -455,7 +445,20 @@ async function fleetView(alive) {
       } else throw error;
     } finally {
       row.busy = false;
+      if (row.again) {
+        row.again = false;
+        refreshRow(row).catch(() => {});
+      }
     }
+  }
+
+  /** Re-read a row on screen once per burst; a row off screen is read when it shows. */
+  function stale(row) {
+    if (!row.visible) return void (row.loaded = false);
+    row.timer ??= setTimeout(() => {
+      row.timer = null;
+      if (rows.get(row.name) === row) refreshRow(row).catch(() => {}); // still on this page
+    }, ROW_DEBOUNCE_MS);
   }
 
   function draw() {
@@ -473,7 +476,7 @@ async function fleetView(alive) {
       let row = rows.get(name);
       if (!row) {
         const tr = h("tr", { "data-ns": name }, h("th", { scope: "row" }, h("a", { href: link(["ns", name]) }, name)), h("td", { colspan: 5, class: "muted" }, "…"));
-        row = { name, tr, visible: false, loaded: false, busy: false, shown: "" };
+        row = { name, tr, visible: false, loaded: false, busy: false, again: false, timer: null, shown: "" };
         observer.observe(tr);
       }
       kept.set(name, row);
@@ -499,14 +502,32 @@ async function fleetView(alive) {
     page++;
     draw();
   });
-  const loadList = async () => {
-    names = (await api("/v1")).body.items;
-    if (alive()) draw();
-  };
-  await loadList();
-  setStatus("live", liveText);
-  poll(alive, ROW_POLL_MS, () => eachLimited([...rows.values()].filter((r) => r.visible), 6, refreshRow));
-  poll(alive, LIST_POLL_MS, loadList);
+  watch("/v1/_watch", alive, {
+    // Subscribed (first time or after a drop): list the namespaces, then read the rows on
+    // screen again, so nothing written before the stream or while it was down goes unseen.
+    onOpen: async () => {
+      names = (await api("/v1")).body.items;
+      known = new Set(names.map((n) => n.name));
+      if (!alive()) return;
+      draw();
+      for (const row of rows.values()) if (row.loaded) stale(row);
+    },
+    onChange: ({ namespace, domain }) => {
+      if (!known.has(namespace)) {
+        // A new bot shows up with its first change; the page is redrawn once per burst.
+        known.add(namespace);
+        names.push({ name: namespace });
+        names.sort((a, b) => (a.name < b.name ? -1 : 1));
+        redraw ??= setTimeout(() => {
+          redraw = null;
+          if (alive()) draw();
+        }, ROW_DEBOUNCE_MS);
+        return;
+      }
+      const row = rows.get(namespace);
+      if (row && FLEET_DOMAINS.includes(domain)) stale(row); // a row shows only these domains
+    },
+  });
 }
 
 // ---- record browser ----
@@ -555,7 +576,7 @@ async function namespaceView(alive, query, ns) {
     summary.firstChild.remove();
   };
   let pending = null;
-  watch(ns, "", alive, {
+  watch(`/v1/${enc(ns)}/watch`, alive, {
     onOpen: show,
     onChange: (change) => {
       const at = ["ns", ns, change.domain, change.entity, change.key];
@@ -815,7 +836,7 @@ async function recordView(alive, query, ns, domain, entity, key) {
   };
   main.replaceChildren(h("h1", {}, `${ns} / ${domain} / ${entity} / ${key}`), valueBox, h("h2", {}, "History"), historyBox);
   if (!(await render())) return message(`There is no record “${key}” in ${ns} / ${domain} / ${entity}.`);
-  watch(ns, `?domain=${enc(domain)}&entity=${enc(entity)}`, alive, {
+  watch(`/v1/${enc(ns)}/watch?domain=${enc(domain)}&entity=${enc(entity)}`, alive, {
     onOpen: render,
     onChange: (change) => change.key === key && render().catch(() => {}),
   });
@@ -917,7 +938,7 @@ window.addEventListener("hashchange", () => {
       if (response.status === 401) return signIn("");
     } catch {
       setStatus("reconnecting", "reconnecting…");
-      setTimeout(start, ROW_POLL_MS);
+      setTimeout(start, RETRY_MS);
       return;
     }
   }

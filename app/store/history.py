@@ -132,6 +132,21 @@ async def changes(
     return [Change(*row) for row in rows]
 
 
+async def changes_across(
+    store: Store,
+    namespaces: list[str] | None,
+    since: int,
+    limit: int,
+    domain: str | None = None,
+    entity: str | None = None,
+    upto: int = MAX_SEQ,
+) -> list[Change]:
+    """Changes of the listed namespaces (None: of every one) after `since`, as `changes`."""
+    async with store._connection() as conn:
+        rows = await conn.fetch(sql.CHANGES_ACROSS, namespaces, since, domain, entity, limit, upto)
+    return [Change(*row) for row in rows]
+
+
 async def tail(store: Store, after: int, limit: int) -> list[Change]:
     """Changes of every namespace after `after`, below the horizon (the watch hub's feed)."""
     async with store._connection() as conn:

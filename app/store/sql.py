@@ -146,6 +146,13 @@ WHERE namespace = $1 AND seq > $2 AND seq <= $6 AND seq < {HORIZON}
   AND ($3::text IS NULL OR domain = $3) AND ($4::text IS NULL OR entity = $4)
 ORDER BY seq LIMIT $5
 """
+# The same across namespaces: the listed ones ($1), or every one when $1 is null.
+CHANGES_ACROSS = f"""
+SELECT {_CHANGE} FROM changes
+WHERE ($1::text[] IS NULL OR namespace = ANY($1)) AND seq > $2 AND seq <= $6 AND seq < {HORIZON}
+  AND ($3::text IS NULL OR domain = $3) AND ($4::text IS NULL OR entity = $4)
+ORDER BY seq LIMIT $5
+"""
 # The watch hub's tail: every namespace.
 TAIL = f"SELECT {_CHANGE} FROM changes WHERE seq > $1 AND seq < {HORIZON} ORDER BY seq LIMIT $2"
 _RECORD_CHANGES = f"FROM changes WHERE {_PK}"
