@@ -3,8 +3,9 @@
 A process writes at most IN_FLIGHT upsert statements at once. A write that arrives while they
 run waits for one of them to finish and then goes with every other write that arrived
 meanwhile: one statement, one transaction, one commit for all of them (group commit). Each
-write is acknowledged only after that commit, with its own version; alone, a write goes out in
-the next turn of the event loop, by itself, with the single-row statement.
+write is acknowledged only after that commit, with its own version. A write that finds fewer
+than IN_FLIGHT running and nobody queued goes out at once, by itself, with the single-row
+statement.
 
 Waiting in the queue counts against the pool's acquire timeout, as waiting for a connection
 would: a write queued that long fails with 503 unavailable and is never written, and a group
@@ -34,11 +35,9 @@ class Upsert:
     writer: int | None  # the token id recorded in the change log
     fence: Fence | None
     logs: bool  # the domain keeps history
-    queued: float = field(default_factory=lambda: asyncio.get_running_loop().time())
-    # The new version and time; None: the fence's lease is not held.
-    done: asyncio.Future[Meta | None] = field(
-        default_factory=lambda: asyncio.get_running_loop().create_future()
-    )
+    queued: float = 0.0  # loop time it was queued at
+    # Once queued: the new version and time; None: the fence's lease is not held.
+    done: asyncio.Future[Meta | None] = field(init=False)
 
 
 # Write one upsert, or a group, acquiring a connection within the given seconds.
@@ -56,15 +55,26 @@ class Coalescer:
         self._wait = wait
         self._expired = expired
         self._queue: list[Upsert] = []
-        self._running: set[asyncio.Task[None]] = set()
+        self._busy = 0  # statements running
+        self._groups: set[asyncio.Task[None]] = set()  # the queued groups' writes
         self._scheduled = False
         self._timer: asyncio.TimerHandle | None = None
 
     async def put(self, item: Upsert) -> Meta | None:
+        if not self._queue and self._busy < IN_FLIGHT:
+            # Alone: written at once, in the caller's own task.
+            self._busy += 1
+            try:
+                return await self._one(item, self._wait)
+            finally:
+                self._busy -= 1
+                self._schedule()
+        loop = asyncio.get_running_loop()
+        item.queued, item.done = loop.time(), loop.create_future()
         self._queue.append(item)
         self._schedule()
         if self._timer is None:
-            self._timer = asyncio.get_running_loop().call_later(self._wait, self._expire)
+            self._timer = loop.call_later(self._wait, self._expire)
         return await item.done
 
     def _expire(self) -> None:
@@ -86,13 +96,13 @@ class Coalescer:
             self._timer = loop.call_later(oldest + self._wait - now, self._expire)
 
     def _schedule(self) -> None:
-        if not self._scheduled and len(self._running) < IN_FLIGHT:
+        if self._queue and not self._scheduled and self._busy < IN_FLIGHT:
             self._scheduled = True
             asyncio.get_running_loop().call_soon(self._flush)
 
     def _flush(self) -> None:
         self._scheduled = False
-        while self._queue and len(self._running) < IN_FLIGHT:
+        while self._queue and self._busy < IN_FLIGHT:
             # Two writes to one address cannot share a statement: the later waits for the next.
             group: list[Upsert] = []
             rest: list[Upsert] = []
@@ -108,14 +118,15 @@ class Coalescer:
             self._queue = rest
             if not group:
                 return
+            self._busy += 1
             task = asyncio.get_running_loop().create_task(self._write(group))
-            self._running.add(task)
+            self._groups.add(task)
             task.add_done_callback(self._finished)
 
     def _finished(self, task: asyncio.Task[None]) -> None:
-        self._running.discard(task)
-        if self._queue:
-            self._schedule()
+        self._groups.discard(task)
+        self._busy -= 1
+        self._schedule()
 
     async def _write(self, group: list[Upsert]) -> None:
         oldest = min(item.queued for item in group)
