@@ -17,7 +17,7 @@ from typing import IO, Any
 import httpx
 import pytest
 
-from tests.support import ROOT, Service
+from tests.support import ROOT, Service, VersionWriter
 
 PACKAGE = ROOT / "client" / "typescript"
 NODE_ENV = {k: v for k, v in os.environ.items() if not k.startswith("PERSISTD_")}
@@ -124,39 +124,18 @@ def test_node_watch_sees_every_change_once_across_a_service_restart(
     is stopped mid-stream (SIGTERM, or SIGKILL) and started again on the same port while the
     writes go on. The watcher sees the change log exactly: every change once, in seq order."""
     writes, cut = 60, 20
-    acked: list[int] = []
     with Service(database_url) as svc:
         watcher = NodeWatcher(svc.url, ns, since=0)
-
-        def write() -> None:
-            # A plain PUT is retry-safe: repeated until answered, it carries the writer through
-            # the outage.
-            deadline = time.monotonic() + 90
-            with httpx.Client(base_url=svc.url, timeout=10) as http:
-                for n in range(writes):
-                    path = f"/v1/{ns}/misc/e/records/k{n % 5}"
-                    while True:
-                        try:
-                            if http.put(path, json={"n": n}).status_code in (200, 201):
-                                break
-                        except httpx.TransportError:
-                            pass
-                        if time.monotonic() > deadline:
-                            return
-                        time.sleep(0.05)
-                    acked.append(n)
-                    time.sleep(0.02)
-
-        writer = threading.Thread(target=write)
+        writer = VersionWriter(svc.url, ns, writes)
         writer.start()
         try:
             assert len(watcher.wait_for(cut)) >= cut
             assert svc.stop(sig) is not None  # mid-stream: the writer is still writing
             time.sleep(1.0)  # down: the watcher reconnects in vain, the writer retries
             svc.start()
-            restarted = len(acked)
+            restarted = len(writer.acked)
             writer.join(90)
-            assert acked == list(range(writes))
+            assert writer.acked == list(range(writes))
             assert restarted < writes - 10  # most writes after the restart
             log = _change_log(svc.url, ns)
             watcher.wait_for(len(log))
