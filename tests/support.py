@@ -183,6 +183,34 @@ class Service:
         self.stop()
 
 
+class VersionWriter(threading.Thread):
+    """Puts `count` versions (`{"n": n}` to key `k{n % 5}`) one after another, each repeated
+    until answered: a plain PUT is retry-safe, so the writer carries on through an outage.
+    `acked` lists the n answered, in order."""
+
+    def __init__(self, url: str, ns: str, count: int, pause: float = 0.02) -> None:
+        super().__init__(daemon=True)
+        self.url, self.ns, self.count, self.pause = url, ns, count, pause
+        self.acked: list[int] = []
+
+    def run(self) -> None:
+        deadline = time.monotonic() + 90
+        with httpx.Client(base_url=self.url, timeout=10) as http:
+            for n in range(self.count):
+                path = f"/v1/{self.ns}/misc/e/records/k{n % 5}"
+                while True:
+                    try:
+                        if http.put(path, json={"n": n}).status_code in (200, 201):
+                            break
+                    except httpx.TransportError:
+                        pass
+                    if time.monotonic() > deadline:
+                        return
+                    time.sleep(0.05)
+                self.acked.append(n)
+                time.sleep(self.pause)
+
+
 # ---- write load with acknowledged-write bookkeeping (docs/faults.md) ----
 
 

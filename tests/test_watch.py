@@ -1,6 +1,7 @@
 """Watch: Server-Sent Events of the change log, resumable, across restarts and instances."""
 
 import json
+import signal
 import threading
 import time
 from collections.abc import Iterator
@@ -133,15 +134,16 @@ def pair(database_url: str) -> Iterator[tuple[Service, Service]]:
         yield a, b
 
 
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL], ids=["sigterm", "sigkill"])
 def test_watch_across_a_restart_while_two_instances_take_writes(
-    pair: tuple[Service, Service], ns: str
+    pair: tuple[Service, Service], ns: str, sig: signal.Signals
 ) -> None:
     a, b = pair
     with Watcher([a.url, b.url], ns) as watcher:
         for n in range(30):
             target = (a, b)[n % 2]
             if n == 12:
-                a.stop()
+                a.stop(sig)
             if n == 20:
                 a.start()
             if target.process is None:

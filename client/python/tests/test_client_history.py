@@ -1,13 +1,17 @@
 """Client history calls and watch against the real service."""
 
 import asyncio
+import contextlib
+import signal
+import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 import pytest
 
 from persistd_client import AsyncPersistClient, NotFound, PersistClient, PersistError
 from persistd_client.history import Change
-from tests.support import Service
+from tests.support import Service, VersionWriter
 
 
 def test_versions_history_changes_and_restore(client: PersistClient) -> None:
@@ -42,7 +46,10 @@ async def _collect(client: AsyncPersistClient, count: int, since: int | None) ->
     return out
 
 
-def test_watch_follows_and_resumes_across_a_restart(database_url: str, ns: str) -> None:
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL], ids=["sigterm", "sigkill"])
+def test_watch_follows_and_resumes_across_a_restart(
+    database_url: str, ns: str, sig: signal.Signals
+) -> None:
     with Service(database_url) as svc:
 
         async def run() -> tuple[list[Change], list[Change]]:
@@ -52,7 +59,7 @@ def test_watch_follows_and_resumes_across_a_restart(database_url: str, ns: str) 
                 await client.put("misc", "e", "a", 1)
                 await client.put("misc", "e", "b", 2)
                 await asyncio.sleep(0.5)
-                await asyncio.to_thread(svc.stop)
+                await asyncio.to_thread(svc.stop, sig)
                 await asyncio.to_thread(svc.start)
                 await client.put("misc", "e", "a", 3)
                 await client.delete("misc", "e", "b")
@@ -65,3 +72,58 @@ def test_watch_follows_and_resumes_across_a_restart(database_url: str, ns: str) 
         ("a", "put", 1), ("b", "put", 1), ("a", "put", 2), ("b", "delete", 2)
     ]  # fmt: skip
     assert rest == seen[2:]
+
+
+async def _until(what: str, check: Callable[[], bool]) -> None:
+    deadline = time.monotonic() + 60
+    while not check():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        await asyncio.sleep(0.05)
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL], ids=["sigterm", "sigkill"])
+def test_watch_sees_every_change_once_while_the_service_restarts_mid_stream(
+    database_url: str, ns: str, sig: signal.Signals
+) -> None:
+    """The shape of the TypeScript client's restart test (tests/test_typescript.py): a writer
+    puts versions while the service is stopped mid-stream and started again on its port; the
+    watch yields the change log exactly, each change once, in seq order, and ends when stopped."""
+    writes, cut = 60, 20
+    with Service(database_url) as svc:
+        writer = VersionWriter(svc.url, ns, writes)
+
+        async def run() -> tuple[list[Change], list[Change], float]:
+            seen: list[Change] = []
+            async with AsyncPersistClient(svc.url, namespace=ns) as client:
+
+                async def follow() -> None:
+                    async for change in client.watch(since=0):
+                        seen.append(change)
+
+                watching = asyncio.create_task(follow())
+                writer.start()
+                await _until("the first changes", lambda: len(seen) >= cut)
+                await asyncio.to_thread(svc.stop, sig)  # mid-stream: the writer still writes
+                await asyncio.sleep(1.0)
+                await asyncio.to_thread(svc.start)
+                restarted = len(writer.acked)
+                await asyncio.to_thread(writer.join, 90)
+                assert writer.acked == list(range(writes))
+                assert restarted < writes - 10  # most writes after the restart
+                log = (await client.changes(0, limit=1000)).items
+                await _until("every change", lambda: len(seen) >= len(log))
+                await asyncio.sleep(0.5)  # nothing more may come
+                stopped = time.monotonic()
+                watching.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await watching
+                return seen, log, time.monotonic() - stopped
+
+        seen, log, took = asyncio.run(run())
+    # A write whose answer the stop lost is repeated: then it is in the log twice, as two
+    # versions, and the watch yields both.
+    assert {c.value["n"] for c in log} == set(range(writes))
+    assert seen == log
+    seqs = [c.seq for c in seen]
+    assert seqs == sorted(set(seqs))
+    assert took < 5

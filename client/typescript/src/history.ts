@@ -4,7 +4,9 @@
 import http from "node:http";
 import https from "node:https";
 
-import { etagVersion, PersistdClient, type Item, type Stored } from "./http.js";
+import {
+  backoffMs, etagVersion, PersistdClient, PersistdError, problem, RETRY_STATUS, retryAfterMs, type Item, type Stored,
+} from "./http.js";
 
 export interface Version<T = unknown> {
   seq: number;
@@ -57,6 +59,11 @@ export interface WatchOptions extends Scope {
   since?: number;
   /** Stops the watch (the iterator then ends). */
   signal?: AbortSignal;
+  /**
+   * A stream silent this long (no change, no heartbeat) is taken as dropped and reconnected.
+   * Default 60000; the service sends a heartbeat every 15 s by default.
+   */
+  idleTimeoutMs?: number;
 }
 
 declare module "./http.js" {
@@ -76,12 +83,18 @@ declare module "./http.js" {
     changes<T = unknown>(options?: Scope & { since?: number; limit?: number }): Promise<ChangesPage<T>>;
     /** Write the namespace's state at `at` back as new versions (admin scope). */
     restore(at: Date | string, options?: Scope & { dryRun?: boolean }): Promise<Restored>;
-    /** Every change from `since` on, each once; reconnects and resumes by itself. */
+    /**
+     * Every change from `since` on, each once and in seq order; reconnects and resumes by itself
+     * after a dropped connection or a service restart (network errors and 502/503/504 back off
+     * per `backoffBaseMs`/`backoffMaxMs`, without a deadline); any other error answer throws a
+     * PersistdError. Ends when `signal` aborts.
+     */
     watch<T = unknown>(options?: WatchOptions): AsyncGenerator<Change<T>>;
   }
 }
 
-const WATCH_RECONNECT_MS = 500;
+// A watch stream silent this long is taken as dropped: the service sends a heartbeat every 15 s.
+const WATCH_IDLE_MS = 60_000;
 
 function ns(client: PersistdClient): string {
   return `/v1/${client.namespace}`;
@@ -146,20 +159,47 @@ proto.restore = async function restore(
   return JSON.parse(res.text) as Restored;
 };
 
-/** One SSE connection: yields (event, data) blocks and reports every `id:` seen. */
+/** A watch connection refused with a retryable status (502/503/504): wait at least `waitMs`. */
+class RetryLater extends Error {
+  constructor(readonly status: number, readonly waitMs: number) {
+    super(`persistd watch answered ${status}`);
+  }
+}
+
+/** One block of an event stream: its `event` (default "message"), `data` and numeric `id`, if any. */
+interface Block {
+  event: string;
+  data: string | undefined;
+  id: number | undefined;
+}
+
+/**
+ * One SSE connection: yields its blocks (comments, the heartbeats, are left out). A non-retryable
+ * answer throws a PersistdError; a retryable one throws RetryLater; a stream silent for
+ * `idleMs` is dropped (the service sends a heartbeat every 15 s).
+ */
 async function* stream(
-  url: string, headers: Record<string, string>, signal: AbortSignal | undefined, onId: (id: number) => void,
-): AsyncGenerator<[string, string]> {
+  url: string, path: string, headers: Record<string, string>, signal: AbortSignal | undefined,
+  idleMs: number,
+): AsyncGenerator<Block> {
   const get = url.startsWith("https:") ? https.get : http.get;
   const res = await new Promise<http.IncomingMessage>((ok, fail) => {
-    const req = get(url, { headers, signal }, ok);
+    const req = get(url + path, { headers, signal, timeout: idleMs }, ok);
+    req.on("timeout", () => req.destroy(new Error(`the watch stream was silent for ${idleMs} ms`)));
     req.on("error", fail);
   });
-  if (res.statusCode !== 200) {
-    res.resume();
-    throw new Error(`persistd watch answered ${res.statusCode}`);
-  }
   res.setEncoding("utf8");
+  if (res.statusCode !== 200) {
+    let text = "";
+    for await (const chunk of res as AsyncIterable<string>) text += chunk;
+    const status = res.statusCode ?? 0;
+    const header = (name: string): string | null => {
+      const value = res.headers[name.toLowerCase()];
+      return value === undefined ? null : Array.isArray(value) ? value.join(", ") : value;
+    };
+    if (RETRY_STATUS.has(status)) throw new RetryLater(status, retryAfterMs(header("retry-after")) ?? 0);
+    throw problem({ method: "GET", path }, { status, header, text });
+  }
   let buffer = "";
   for await (const chunk of res as AsyncIterable<string>) {
     buffer += chunk;
@@ -172,37 +212,63 @@ async function* stream(
         if (line.startsWith(":")) continue;
         const colon = line.indexOf(":");
         const name = colon < 0 ? line : line.slice(0, colon);
-        fields[name] = colon < 0 ? "" : line.slice(colon + 1).replace(/^ /, "");
+        const value = colon < 0 ? "" : line.slice(colon + 1).replace(/^ /, "");
+        fields[name] = name === "data" && fields.data !== undefined ? `${fields.data}\n${value}` : value;
       }
-      if (fields.data !== undefined) yield [fields.event ?? "message", fields.data];
-      if (fields.id !== undefined && /^\d+$/.test(fields.id)) onId(Number(fields.id));
+      const id = fields.id !== undefined && /^\d+$/.test(fields.id) ? Number(fields.id) : undefined;
+      if (fields.data !== undefined || id !== undefined) yield { event: fields.event ?? "message", data: fields.data, id };
     }
   }
 }
 
+/** Wait `ms`, or less when `signal` aborts. */
+function pause(ms: number, signal: AbortSignal | undefined): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal?.aborted) return resolve();
+    const done = () => {
+      clearTimeout(timer);
+      signal?.removeEventListener("abort", done);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    signal?.addEventListener("abort", done, { once: true });
+  });
+}
+
 proto.watch = async function* watch<T>(this: PersistdClient, options: WatchOptions = {}): AsyncGenerator<Change<T>> {
+  const { signal } = options;
+  const idleMs = options.idleTimeoutMs ?? WATCH_IDLE_MS;
+  const path = `${ns(this)}/watch` + query({ domain: options.domain, entity: options.entity });
+  // The resume position: the last change yielded, or the stream's own position (its first `id:`,
+  // sent before any change), so a reconnect never starts from a later "now".
   let last = options.since;
-  const base = this.options.url + `${ns(this)}/watch` + query({ domain: options.domain, entity: options.entity });
-  while (!options.signal?.aborted) {
+  let attempt = 0;
+  while (!signal?.aborted) {
     const headers: Record<string, string> = { Accept: "text/event-stream" };
     if (this.options.token) headers.Authorization = `Bearer ${this.options.token}`;
     if (last !== undefined) headers["Last-Event-ID"] = String(last);
-    let position = last;
+    const opened = Date.now();
+    let waitAtLeast = 0;
     try {
-      for await (const [event, data] of stream(base, headers, options.signal, (id) => (position = id))) {
-        if (event !== "change") continue;
-        const change = JSON.parse(data) as Change<T>;
-        if (last === undefined || change.seq > last) {
-          last = change.seq;
-          yield change;
+      for await (const block of stream(this.options.url, path, headers, signal, idleMs)) {
+        if (block.event === "change" && block.data !== undefined) {
+          const change = JSON.parse(block.data) as Change<T>;
+          if (last === undefined || change.seq > last) {
+            last = change.seq;
+            attempt = 0; // progress: the next reconnect starts the backoff over
+            yield change;
+          }
+        } else if (block.data === undefined && block.id !== undefined && (last === undefined || block.id > last)) {
+          last = block.id; // the stream's starting position
         }
       }
     } catch (error) {
-      if (options.signal?.aborted) return;
-      if (error instanceof Error && /answered 4\d\d/.test(error.message) && !/answered 429/.test(error.message)) throw error;
+      if (signal?.aborted) return;
+      if (error instanceof PersistdError) throw error;
+      if (error instanceof RetryLater) waitAtLeast = error.waitMs;
     }
-    // The stream's own position (sent before any change) survives a reconnect too.
-    if (position !== undefined && (last === undefined || position > last)) last = position;
-    await new Promise((r) => setTimeout(r, WATCH_RECONNECT_MS));
+    // A stream that stayed up a while also starts the backoff over (the service ended it).
+    if (Date.now() - opened > this.options.backoffMaxMs) attempt = 0;
+    await pause(Math.max(backoffMs(this.options, attempt++), waitAtLeast), signal);
   }
 };

@@ -156,13 +156,20 @@ const PAGE = CONTRACT.listing.max_page;
 // Room in a batch body for what is not an item: `{"items":[...],"mode":"insert_if_absent"}`.
 const BATCH_OVERHEAD = 64;
 
-const RETRY_STATUS: ReadonlySet<number> = new Set(CONTRACT.retry.statuses);
+/** @internal The statuses retried (502/503/504, the contract's `retry.statuses`); also used by watch (history.ts). */
+export const RETRY_STATUS: ReadonlySet<number> = new Set(CONTRACT.retry.statuses);
 
 function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
-function retryAfterMs(header: string | null): number | undefined {
+/** @internal The wait before retry `attempt` (0-based): capped exponential backoff with full jitter. */
+export function backoffMs(options: Pick<ResolvedClientOptions, "backoffBaseMs" | "backoffMaxMs">, attempt: number): number {
+  return Math.random() * Math.min(options.backoffMaxMs, options.backoffBaseMs * 2 ** Math.min(attempt, 30));
+}
+
+/** @internal A Retry-After header in ms (seconds or an HTTP date); undefined when absent or unreadable. */
+export function retryAfterMs(header: string | null): number | undefined {
   if (header === null) return undefined;
   const seconds = Number(header);
   if (Number.isFinite(seconds) && seconds >= 0) return seconds * 1000;
@@ -531,7 +538,7 @@ export class PersistdClient {
    */
   /** @internal One request with retries; also used by the history methods (history.ts) and the lease (lease.ts). */
   async send(req: Request): Promise<Reply> {
-    const { url, token, retryDeadlineMs, requestTimeoutMs, backoffBaseMs, backoffMaxMs } = this.options;
+    const { url, token, retryDeadlineMs, requestTimeoutMs } = this.options;
     const fetchImpl = this.options.fetch;
     const headers: Record<string, string> = { Accept: "application/json", ...req.headers };
     if (token) headers["Authorization"] = `Bearer ${token}`;
@@ -567,8 +574,7 @@ export class PersistdClient {
         lastError = error;
         if (req.conditional && !refused(error)) throw unknownOutcome(req, lastProblem, error);
       }
-      const backoff = Math.random() * Math.min(backoffMaxMs, backoffBaseMs * 2 ** Math.min(attempt, 30));
-      const delay = Math.max(backoff, waitAtLeast);
+      const delay = Math.max(backoffMs(this.options, attempt), waitAtLeast);
       if (Date.now() + delay > deadline) {
         throw new PersistdUnavailableError(
           `persistd ${req.method} ${req.path} failed after ${attempt + 1} attempts in ` +
@@ -608,7 +614,8 @@ function unknownOutcome(req: Request, what: string, cause?: unknown): PersistdUn
   );
 }
 
-function problem(req: Request, res: Reply): PersistdError {
+/** @internal A non-retryable answer as a PersistdError; also used by watch (history.ts). */
+export function problem(req: Pick<Request, "method" | "path">, res: Reply): PersistdError {
   let code: string | undefined;
   let detail: string | undefined;
   const text = res.text;
