@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import datetime
 from typing import Any, TypeVar
@@ -13,10 +12,10 @@ from persistd_client import history as h
 from persistd_client._core.call import Call, Name, Settings
 from persistd_client.errors import error_from_response
 from persistd_client.models import ItemsPage, Record
-from persistd_client.retry import RETRY_STATUSES
+from persistd_client.retry import RETRY_STATUSES, RetryPolicy, retry_after
 
 T = TypeVar("T")
-WATCH_RECONNECT = 0.5  # seconds between reconnection attempts of a watch
+WATCH_RECONNECT_MIN = 0.05  # seconds: the shortest wait before a watch reconnects
 # Heartbeats arrive every few seconds; a read silent for longer means the connection is gone.
 _STREAM_TIMEOUT = httpx.Timeout(10.0, read=60.0)
 
@@ -93,6 +92,7 @@ class AsyncHistory:
 
     namespace: str
     settings: Settings
+    retry: RetryPolicy
     _http: httpx.AsyncClient
     _send: Callable[[Call[Any]], Awaitable[Any]]
 
@@ -167,10 +167,13 @@ class AsyncHistory:
     ) -> AsyncIterator[h.Change]:
         """Every change from `since` (default: from now) on, forever, each exactly once.
 
-        Reconnects by itself after a dropped connection, a restart or a slow-consumer cut-off,
-        resuming after the last change it yielded.
+        Reconnects by itself after a dropped connection, a restart, a 502/503/504 or a
+        slow-consumer cut-off, resuming after the last change it yielded; the waits between
+        attempts follow the client's retry policy's backoff (never shorter than Retry-After)
+        and start over once a stream delivers again.
         """
         last = since
+        failures = 0
         url = self.settings.url + h.watch_path(self.namespace)
         params = h.scope(domain, entity)
         while True:
@@ -178,13 +181,16 @@ class AsyncHistory:
             headers["Accept"] = "text/event-stream"
             if last is not None:
                 headers["Last-Event-ID"] = str(last)
+            wait: float | None = None  # the server's Retry-After
             try:
                 async with self._http.stream(
                     "GET", url, params=params, headers=headers, timeout=_STREAM_TIMEOUT
                 ) as response:
-                    if response.status_code not in (200, *RETRY_STATUSES):
+                    if response.status_code != 200:
                         await response.aread()
-                        raise error_from_response(response, 1)
+                        if response.status_code not in RETRY_STATUSES:
+                            raise error_from_response(response, 1)
+                        wait = retry_after(response)
                     parser = h.SSEParser()
                     async for line in response.aiter_lines():
                         for event, data in parser.feed(line):
@@ -195,6 +201,9 @@ class AsyncHistory:
                         # The stream's position, also sent before any change (`id:` alone).
                         if parser.last_id is not None:
                             last = parser.last_id
+                            failures = 0
             except httpx.TransportError:
                 pass
-            await asyncio.sleep(WATCH_RECONNECT)
+            failures += 1
+            delay = max(WATCH_RECONNECT_MIN, self.retry.backoff(min(failures, 30)), wait or 0.0)
+            await self.retry.async_sleep(delay)
