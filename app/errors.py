@@ -165,6 +165,13 @@ _HTTP_CODES: dict[int, type[AppError]] = {
 }
 
 
+def unexpected(exc: Exception) -> Response:
+    """A failure no handler expected: logged with its traceback; the client gets the problem
+    shape, with no trace."""
+    log.error("unexpected error", exc_info=exc)
+    return render(AppError("an unexpected error occurred; it was logged"))
+
+
 def install_handlers(app: FastAPI) -> None:
     """Route every known failure through the problem+json shape."""
 
@@ -183,9 +190,7 @@ def install_handlers(app: FastAPI) -> None:
         return render(InvalidRequest(describe(exc.errors(), whole="") or "invalid request"))
 
     async def on_unexpected(_: Request, exc: Exception) -> Response:
-        # Logged with its traceback by the server; the client gets the problem shape, no trace.
-        log.error("unexpected error", exc_info=exc)
-        return render(AppError("an unexpected error occurred; it was logged"))
+        return unexpected(exc)
 
     app.add_exception_handler(Exception, on_unexpected)
     app.add_exception_handler(AppError, on_app_error)

@@ -11,7 +11,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from .api.leases import LEASE
 from .api.records import RECORD
-from .errors import AppError, render
+from .errors import AppError, render, unexpected
 
 # The routes served here, by path template: exactly what __call__ passes to their handlers
 # after the request, in order.
@@ -56,8 +56,10 @@ class RecordRoutes:
 
     The handlers are the very functions FastAPI registered (and documents in /openapi.json);
     only the per-request cost of scanning every route and solving each handler's parameters is
-    skipped, which was most of the CPU of a read or a write (docs/performance.md). Errors take
-    the same problem+json shape; anything else falls through to the full application.
+    skipped, which was most of the CPU of a read or a write (docs/performance.md); it also sits
+    outside FastAPI's own error and body-limit layers (main.Persistd). Errors, unexpected ones
+    included, take the same problem+json shape; anything else falls through to the full
+    application.
     """
 
     def __init__(
@@ -87,4 +89,6 @@ class RecordRoutes:
             response = await route.endpoint(Request(scope, receive), *args)
         except AppError as error:
             response = render(error)
+        except Exception as exc:  # as the application's own error layer answers it
+            response = unexpected(exc)
         await response(scope, receive, send)

@@ -67,6 +67,28 @@ async def log_durability(store: Store, required: bool) -> None:
     )
 
 
+class Persistd(FastAPI):
+    """FastAPI with the single-record and lease fast path outside FastAPI's own middleware.
+
+    A request the fast path serves skips the error, body-limit and exception layers of the
+    application (it renders its own errors, unexpected ones included); every other request
+    takes the whole stack. The access log and metrics wrap both.
+    """
+
+    fast_path = True  # False: every request takes the router (tests compare the two)
+
+    def build_middleware_stack(self) -> ASGIApp:
+        app = super().build_middleware_stack()
+        if self.fast_path:
+            app = RecordRoutes(
+                app,
+                routes=record_routes(records.router.routes),
+                leases=record_routes(leases.router.routes),
+            )
+        # The observability middleware sees the route the request took, fast or not.
+        return RawPathMiddleware(ObservabilityMiddleware(app, metrics=self.state.metrics))
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     """The persistd ASGI application; uvicorn calls it as a factory."""
     settings = settings or get_settings()
@@ -115,7 +137,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await app.state.store.close()
             app.state.store = None
 
-    app = FastAPI(
+    app = Persistd(
         title="persistd",
         version=__version__,
         description="Durable persistence for backtest-kit trading bots.",
@@ -137,14 +159,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_api_route("/metrics", metrics_endpoint, include_in_schema=False)
     install_docs(app)
     install_console(app)
-    # Innermost first: the observability middleware sees the route the request took.
-    # Checked here, not when the middleware stack is first built: a record handler the fast path
-    # cannot serve fully stops the application from being created at all.
-    app.add_middleware(
-        RecordRoutes,
-        routes=record_routes(records.router.routes),
-        leases=record_routes(leases.router.routes),
-    )
-    app.add_middleware(ObservabilityMiddleware, metrics=app.state.metrics)
-    app.add_middleware(RawPathMiddleware)
+    # Built now, not at the first request: a record handler the fast path cannot serve fully
+    # stops the application from being created at all.
+    app.middleware_stack = app.build_middleware_stack()
     return app

@@ -17,7 +17,8 @@ from persistd.api.records import RECORD
 from persistd.api.schemas import VersionOut
 from persistd.config import Settings
 from persistd.fast import RecordRoutes, record_routes
-from persistd.main import create_app
+from persistd.main import Persistd, create_app
+from persistd.store import Store
 
 SIGNAL = b'{"id":"s1","position":"long","priceOpen":1,"priceTakeProfit":2,"priceStopLoss":0.5}'
 JSON = {"Content-Type": "application/json"}
@@ -64,14 +65,21 @@ VOLATILE = {"date", "last-modified", "x-request-id"}
 EXPIRY = re.compile(rb'"expires_at":"[^"]*"')
 
 
-_RECORD_ROUTES: object = RecordRoutes  # Middleware.cls is typed as a factory, not a class
-
-
-def _app(database_url: str, *, fast: bool) -> FastAPI:
+def _app(database_url: str, *, fast: bool) -> Persistd:
     app = create_app(Settings(database_url=database_url, auth="off"))
+    assert isinstance(app, Persistd)
     if not fast:
-        app.user_middleware = [m for m in app.user_middleware if m.cls is not _RECORD_ROUTES]
+        app.fast_path = False
+        app.middleware_stack = app.build_middleware_stack()
     return app
+
+
+def _serves_fast(app: Persistd) -> bool:
+    found, layer = False, app.middleware_stack
+    while layer is not None:
+        found = found or isinstance(layer, RecordRoutes)
+        layer = getattr(layer, "app", None)
+    return found
 
 
 async def _answers(app: FastAPI, ns: str) -> list[dict[str, Any]]:
@@ -96,8 +104,10 @@ async def _answers(app: FastAPI, ns: str) -> list[dict[str, Any]]:
 
 
 def test_fast_path_and_router_give_identical_answers(database_url: str) -> None:
-    fast = asyncio.run(_answers(_app(database_url, fast=True), f"f-{uuid.uuid4().hex[:12]}"))
-    routed = asyncio.run(_answers(_app(database_url, fast=False), f"r-{uuid.uuid4().hex[:12]}"))
+    fast_app, routed_app = _app(database_url, fast=True), _app(database_url, fast=False)
+    assert _serves_fast(fast_app) and not _serves_fast(routed_app)
+    fast = asyncio.run(_answers(fast_app, f"f-{uuid.uuid4().hex[:12]}"))
+    routed = asyncio.run(_answers(routed_app, f"r-{uuid.uuid4().hex[:12]}"))
     for a, b in zip(fast, routed, strict=True):
         assert a == b
     counts = fast.pop()["counts"]
@@ -173,3 +183,28 @@ def test_the_shipped_record_handlers_pass_the_check() -> None:
 
 def test_the_shipped_lease_handlers_pass_the_check() -> None:
     assert set(record_routes(leases.router.routes)) == {"POST", "PUT", "DELETE", "GET"}
+
+
+async def _unexpected(app: FastAPI) -> httpx.Response:
+    # The router's error layer answers, then re-raises for the server to log: not to the client.
+    transport = httpx.ASGITransport(app, raise_app_exceptions=False)
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(transport=transport, base_url="http://persistd") as client,
+    ):
+        return await client.get("/v1/ns/signal/e/records/k")
+
+
+def test_an_unexpected_error_gets_the_same_problem_on_both_paths(
+    database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def broken(self: Store, addr: object) -> None:
+        raise RuntimeError("a bug with a secret in its message")
+
+    monkeypatch.setattr(Store, "get", broken)
+    answers = [asyncio.run(_unexpected(_app(database_url, fast=f))) for f in (True, False)]
+    for resp in answers:
+        assert resp.status_code == 500
+        assert resp.headers["content-type"].startswith("application/problem+json")
+        assert "secret" not in resp.text and "Traceback" not in resp.text
+    assert answers[0].json() == answers[1].json()
