@@ -10,6 +10,7 @@ import time
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -461,14 +462,14 @@ def test_batch_renewal_answers_each_item_in_order(http: httpx.Client, ns: str) -
     before = [http.get(lease(s, n)).json() for s, n, _ in live]
     wait_expired()
     thief = acquire(http, ns, "b", ttl=5000, name="taken")
-    wrong = [
+    wrong: list[dict[str, Any]] = [
         {"namespace": ns, "name": "expired", "token": expired},
         {"namespace": ns, "name": "taken", "token": taken},
         {"namespace": ns, "name": "released", "token": released},
         {"namespace": ns, "name": "never", "token": 1},
     ]
     untouched = [http.get(lease(ns, w["name"])).json() for w in wrong[:3]]
-    items: list[dict[str, object]] = [{"namespace": s, "name": n, "token": t} for s, n, t in live]
+    items: list[dict[str, Any]] = [{"namespace": s, "name": n, "token": t} for s, n, t in live]
     items[3]["ttl_ms"] = 60_000
     items[5:5] = wrong
     started = db_now(http, ns)
