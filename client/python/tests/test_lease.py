@@ -164,10 +164,11 @@ def test_fifty_leases_are_renewed_by_one_request_per_tick(
         # Each tick renews all 50 in one request: no more requests than ticks of one lease.
         assert set(_renewals(log)) == {"/v1/_leases/renew"}
         assert elapsed / (ttl / 3000) - 2 <= ticks <= elapsed / (ttl / 3000) + 2, (ticks, elapsed)
-        # One of them lost (taken over): only its on_lost runs; the others are still renewed.
-        leases[7]._stop_renewing()
-        steal(svc.url, f"{ns}-7")
-        leases[7]._start_renewing(svc.url, None)
+        # One acquired anew under its holder's name (a new token): the next batch loses it, and
+        # only its on_lost runs; the others are still renewed.
+        body = {"holder": leases[7].holder, "ttl_ms": 60_000}
+        taken = httpx.post(f"{svc.url}/v1/{ns}-7/leases/{ns}-7", json=body).json()
+        assert taken["token"] == (leases[7].token or 0) + 1
         time.sleep(ttl / 1000)
         with pytest.raises(Fenced):
             clients[7].put("misc", "e", "k", 2)
