@@ -213,6 +213,11 @@ class _LeaseCore:
         if self._renewer is not None:
             self._renewer.remove(self)
 
+    @property
+    def _sender(self) -> PersistClient | None:
+        """A blocking client the renewer may send with (its transport, TLS and retry settings)."""
+        return None
+
 
 class _Renewer:
     """The background renewals of every lease of this process with one URL and token.
@@ -220,8 +225,9 @@ class _Renewer:
     A lease is due a third of its TTL after its last renewal. The thread wakes at the earliest
     due time and renews, in one request, every lease due within half of its own period, so
     leases acquired at different moments fall into step after their first renewal and each is
-    renewed at a third of its TTL at the latest. It sends with a client of its own (the lease
-    clients' URL and token), and ends once no lease is left.
+    renewed at a third of its TTL at the latest. It sends through the client of a sync Lease in
+    the batch (an AsyncLease's cannot serve another thread), else through a client of its own
+    with the same URL and token, and ends once no lease is left.
     """
 
     _all: ClassVar[dict[tuple[str, str | None], _Renewer]] = {}
@@ -270,11 +276,22 @@ class _Renewer:
     def _run(self) -> None:
         from persistd_client.client import PersistClient  # which imports this module
 
-        url, token = self.key
-        with PersistClient(url, token=token, retry=RetryPolicy(max_attempts=2)) as client:
+        own: PersistClient | None = None  # only for batches of AsyncLeases alone
+        try:
             while (due := self._next()) is not None:
                 for start in range(0, len(due), MAX_RENEW_LEASES):
-                    self._renew(client, due[start : start + MAX_RENEW_LEASES])
+                    part = due[start : start + MAX_RENEW_LEASES]
+                    client = next((c for lease, _ in part if (c := lease._sender)), None)
+                    if client is None:
+                        url, token = self.key
+                        own = own or PersistClient(
+                            url, token=token, retry=RetryPolicy(max_attempts=2)
+                        )
+                        client = own
+                    self._renew(client, part)
+        finally:
+            if own is not None:
+                own.close()
 
     def _renew(self, client: PersistClient, due: list[tuple[_LeaseCore, int]]) -> None:
         try:
@@ -302,6 +319,10 @@ class Lease(_LeaseCore):
     ) -> None:
         super().__init__(client.namespace, name, ttl_ms, wait_ms, holder, on_lost)
         self.client = client
+
+    @property
+    def _sender(self) -> PersistClient:
+        return self.client
 
     def acquire(self) -> LeaseInfo:
         """Take the lease, waiting up to wait_ms for a live holder; LeaseHeld names it."""
