@@ -6,6 +6,7 @@ import hmac
 import ipaddress
 import secrets
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
@@ -134,9 +135,18 @@ async def require(request: Request, scope: Scope, namespace: str | None = None) 
     principal = await auth.verify(request.headers.get("authorization"))
     if not principal.has(scope):
         raise Forbidden(f"this token lacks the {scope!r} scope")
-    if namespace is not None and not principal.allows_namespace(namespace):
-        raise Forbidden(f"this token is not valid for namespace {namespace!r}")
+    if namespace is not None:
+        require_namespaces(principal, [namespace])
     return principal
+
+
+def require_namespaces(principal: Principal | None, namespaces: Iterable[str]) -> None:
+    """Forbidden unless the principal may use every one of `namespaces` (any when auth is off)."""
+    if principal is None:
+        return
+    refused = sorted(n for n in set(namespaces) if not principal.allows_namespace(n))
+    if refused:
+        raise Forbidden(f"this token is not valid for namespace {refused[0]!r}")
 
 
 Counts = list[tuple[str, int]]

@@ -42,6 +42,7 @@ def test_bench_quick_completes_and_prints_the_table() -> None:
         "watch p99 at 100 watchers",
         "fenced PUT c=32 vs PUT c=32",
         "leases renewed every 5 s",
+        "batch-renewed every 5 s",
     ):
         assert row in out, out
     assert "runs had errors" not in out, out

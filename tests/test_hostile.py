@@ -147,6 +147,13 @@ def _lease(ns: str, tail: bytes = b"bot") -> bytes:
 
 # (id, request builder, status, accepted codes)
 Build = Callable[[str], bytes]
+BAD = {"invalid_request"}
+
+
+def _renew_many(body: bytes) -> Build:
+    return lambda ns: request_bytes("POST", b"/v1/_leases/renew", body)
+
+
 CASES: list[tuple[str, Build, int, set[str]]] = [
     # invalid UTF-8
     ("utf8-body", lambda ns: request_bytes("PUT", _rec(ns), b'"\xff\xfe"'), 400, {"invalid_json"}),
@@ -430,6 +437,42 @@ CASES: list[tuple[str, Build, int, set[str]]] = [
     ("lease-read-unknown", lambda ns: request_bytes("GET", _lease(ns)), 404, {"not_found"}),
     ("lease-method-patch", lambda ns: request_bytes("PATCH", _lease(ns), b"{}"), 405,
      {"method_not_allowed"}),
+    # batch renewal
+    ("renew-many-empty", _renew_many(b'{"leases":[]}'), 400, BAD),
+    ("renew-many-too-many", _renew_many(b'{"leases":[' + b",".join(
+        b'{"namespace":"n%d","name":"b","token":1}' % i for i in range(1001)) + b"]}"), 400, BAD),
+    ("renew-many-token-0", _renew_many(b'{"leases":[{"namespace":"a","name":"b","token":0}]}'),
+     400, BAD),
+    ("renew-many-token-2**63", _renew_many(
+        b'{"leases":[{"namespace":"a","name":"b","token":9223372036854775808}]}'), 400, BAD),
+    ("renew-many-token-float", _renew_many(
+        b'{"leases":[{"namespace":"a","name":"b","token":1.5}]}'), 400, BAD),
+    ("renew-many-ttl-short", _renew_many(
+        b'{"leases":[{"namespace":"a","name":"b","token":1,"ttl_ms":99}]}'), 400, BAD),
+    ("renew-many-ttl-huge", _renew_many(
+        b'{"leases":[{"namespace":"a","name":"b","token":1,"ttl_ms":1' + b"0" * 40 + b"}]}"),
+     400, BAD),
+    ("renew-many-duplicate", _renew_many(b'{"leases":[{"namespace":"a","name":"b","token":1},'
+     b'{"namespace":"a","name":"b","token":2}]}'), 400, BAD),
+    ("renew-many-namespace-upper", _renew_many(
+        b'{"leases":[{"namespace":"A","name":"b","token":1}]}'), 400, {"invalid_name"}),
+    ("renew-many-name-control", _renew_many(
+        b'{"leases":[{"namespace":"a","name":"b\\u0000","token":1}]}'), 400, {"invalid_name"}),
+    ("renew-many-namespace-number", _renew_many(
+        b'{"leases":[{"namespace":7,"name":"b","token":1}]}'), 400, BAD),
+    ("renew-many-item-string", _renew_many(b'{"leases":["a/b=1"]}'), 400, BAD),
+    ("renew-many-not-a-list", _renew_many(b'{"leases":{"namespace":"a"}}'), 400, BAD),
+    ("renew-many-top-list", _renew_many(b"[]"), 400, BAD),
+    ("renew-many-nan", _renew_many(
+        b'{"leases":[{"namespace":"a","name":"b","token":NaN}]}'), 400, {"invalid_json"}),
+    ("renew-many-garbage", _renew_many(b"{x"), 400, {"invalid_json"}),
+    ("renew-many-huge-body", _renew_many(b'{"leases":[' + b'{"namespace":"a","name":"b",'
+     b'"token":1},' * 20_000 + b"]}"), 413, {"payload_too_large"}),
+    ("renew-many-ctype-text", lambda ns: request_bytes(
+        "POST", b"/v1/_leases/renew", b"{}", (b"Content-Type: text/plain",)), 415,
+     {"unsupported_media_type"}),
+    ("renew-many-method-put", lambda ns: request_bytes("PUT", b"/v1/_leases/renew", b"{}"), 405,
+     {"method_not_allowed"}),
     # fences
     ("fence-no-token", lambda ns: request_bytes(
         "PUT", _rec(ns), b"1", (b"Persistd-Fence: bot",)), 400, {"invalid_fence"}),
@@ -467,7 +510,6 @@ def _restore(body: bytes) -> Build:
     return lambda ns: request_bytes("POST", _ns(ns, b"/restore"), body)
 
 
-BAD = {"invalid_request"}
 # History: bad times, cursors, sequence numbers and versions.
 CASES += [
     ("at-words", _get(lambda ns: _coll(ns, b"/records?at=yesterday")), 400, BAD),

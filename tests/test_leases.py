@@ -8,7 +8,9 @@ import tempfile
 import threading
 import time
 from collections.abc import Iterator
+from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -434,3 +436,166 @@ def test_fenced_writes_append_their_change_rows_and_refused_ones_none(
     assert [(c["key"], c["version"], c["op"]) for c in changes] == [
         ("k", 1, "put"), ("k", 2, "put"), ("j", 1, "put"), ("k", 3, "delete")
     ]  # fmt: skip
+
+
+RENEW_MANY = "/v1/_leases/renew"
+
+
+def at(text: str) -> datetime:
+    return datetime.fromisoformat(text)
+
+
+def db_now(http: httpx.Client, ns: str) -> datetime:
+    """PostgreSQL's clock now: a fresh acquisition's expiry less its TTL."""
+    got = http.post(lease(ns, "clock"), json={"holder": "clock", "ttl_ms": 100}).json()
+    return at(got["expires_at"]) - timedelta(milliseconds=100)
+
+
+def test_batch_renewal_answers_each_item_in_order(http: httpx.Client, ns: str) -> None:
+    spaces = [f"{ns}-{i % 3}" for i in range(20)]
+    live = [(s, f"live{i}", acquire(http, s, "a", ttl=5000, name=f"live{i}"))
+            for i, s in enumerate(spaces)]  # fmt: skip
+    expired = acquire(http, ns, "a", name="expired")
+    taken = acquire(http, ns, "a", name="taken")
+    released = acquire(http, ns, "a", name="released")
+    assert http.delete(lease(ns, "released"), params={"token": released}).status_code == 200
+    before = [http.get(lease(s, n)).json() for s, n, _ in live]
+    wait_expired()
+    thief = acquire(http, ns, "b", ttl=5000, name="taken")
+    wrong: list[dict[str, Any]] = [
+        {"namespace": ns, "name": "expired", "token": expired},
+        {"namespace": ns, "name": "taken", "token": taken},
+        {"namespace": ns, "name": "released", "token": released},
+        {"namespace": ns, "name": "never", "token": 1},
+    ]
+    untouched = [http.get(lease(ns, w["name"])).json() for w in wrong[:3]]
+    items: list[dict[str, Any]] = [{"namespace": s, "name": n, "token": t} for s, n, t in live]
+    items[3]["ttl_ms"] = 60_000
+    items[5:5] = wrong
+    started = db_now(http, ns)
+    got = http.post(RENEW_MANY, json={"leases": items})
+    finished = db_now(http, ns)
+    assert got.status_code == 200, got.text
+    results = got.json()["leases"]
+    assert [(r["namespace"], r["name"]) for r in results] == [
+        (i["namespace"], i["name"]) for i in items
+    ]
+    # The refusals carry the code and detail the single renewal's problem carries.
+    refusals = results[5:9]
+    for item, result in zip(wrong, refusals, strict=True):
+        assert set(result) == {"namespace", "name", "error"}
+        single = http.put(lease(ns, str(item["name"])), json={"token": item["token"]})
+        assert result["error"] == {"code": problem_code(single), "detail": single.json()["detail"]}
+    assert [r["error"]["code"] for r in refusals] == ["lease_lost"] * 3 + ["not_found"]
+    assert "expired" in refusals[0]["error"]["detail"]
+    assert f"token {thief} is, held by 'b'" in refusals[1]["error"]["detail"]
+    assert "released" in refusals[2]["error"]["detail"]
+    assert [http.get(lease(ns, w["name"])).json() for w in wrong[:3]] == untouched
+    renewed = results[:5] + results[9:]
+    for i, (result, (space, name, token), old) in enumerate(
+        zip(renewed, live, before, strict=True)
+    ):
+        ttl = 60_000 if i == 3 else 5000
+        assert result == {**old, "namespace": space, "ttl_ms": ttl,
+                          "expires_at": result["expires_at"]}  # fmt: skip
+        assert result["token"] == token and result["held"] is True
+        # Extended by PostgreSQL's clock: to the renewal's own time plus the TTL.
+        expires = at(result["expires_at"])
+        assert started <= expires - timedelta(milliseconds=ttl) <= finished
+        assert expires > at(old["expires_at"])
+        stored = {**old, "ttl_ms": ttl, "expires_at": result["expires_at"]}
+        assert http.get(lease(space, name)).json() == stored
+
+
+def test_batch_renewal_of_one_lease_answers_what_the_single_renewal_does(
+    http: httpx.Client, ns: str
+) -> None:
+    token = acquire(http, ns, "a", ttl=5000)
+    single = http.put(lease(ns), json={"token": token}).json()
+    item = {"namespace": ns, "name": "bot", "token": token}
+    [result] = http.post(RENEW_MANY, json={"leases": [item]}).json()["leases"]
+    assert result.pop("namespace") == ns
+    assert result == {**single, "expires_at": result["expires_at"]}
+    assert at(result["expires_at"]) > at(single["expires_at"])
+
+
+@pytest.mark.parametrize(
+    "items",
+    [
+        [],
+        [{"namespace": "a", "name": "b", "token": 1}] * 2,
+        [{"namespace": f"n{i}", "name": "b", "token": 1} for i in range(1000)],
+        [{"namespace": "a", "name": "b", "token": 0}],
+        [{"namespace": "a", "name": "b", "token": 2**63}],
+        [{"namespace": "a", "name": "b", "token": 1, "ttl_ms": 99}],
+        [{"namespace": "a", "name": "b", "token": 1, "ttl_ms": 3_600_001}],
+        [{"namespace": "A", "name": "b", "token": 1}],
+        [{"namespace": "a", "name": "_b", "token": 1}],
+        [{"namespace": "a", "name": "b", "token": "1"}],
+        [{"namespace": "a", "name": "b"}],
+        [{"namespace": "a", "name": "b", "token": 1, "holder": "x"}],
+        {"namespace": "a"},
+    ],
+    ids=["empty", "duplicate", "too-many", "token-0", "token-2**63", "ttl-short", "ttl-long",
+         "bad-namespace", "bad-name", "token-string", "no-token", "extra-field", "not-a-list"],
+)  # fmt: skip
+def test_bad_batch_renewals_are_400_and_renew_nothing(
+    http: httpx.Client, ns: str, items: object
+) -> None:
+    token = acquire(http, ns, "a", ttl=5000)
+    before = http.get(lease(ns)).json()
+    own = {"namespace": ns, "name": "bot", "token": token}
+    body = {"leases": [own, *items] if isinstance(items, list) and items else items}
+    refused = http.post(RENEW_MANY, json=body)
+    assert refused.status_code == 400, refused.text
+    assert problem_code(refused) in ("invalid_request", "invalid_name")
+    assert http.get(lease(ns)).json() == before
+
+
+def test_batch_renewal_needs_write_scope_on_every_namespace(
+    secured: Service, database_url: str, ns: str
+) -> None:
+    as_writer = {"Authorization": f"Bearer {new_token(database_url, 'write', f'{ns}-*')}"}
+    as_reader = {"Authorization": f"Bearer {new_token(database_url, 'read', f'{ns}-*')}"}
+    with httpx.Client(base_url=secured.url, timeout=10) as client:
+        body = {"holder": "a", "ttl_ms": 5000}
+        paths = [lease(f"{ns}-{i}") for i in range(2)]
+        tokens = [client.post(p, json=body, headers=as_writer).json()["token"] for p in paths]
+        items = [
+            {"namespace": f"{ns}-{i}", "name": "bot", "token": t} for i, t in enumerate(tokens)
+        ]
+        before = [client.get(p, headers=as_reader).json() for p in paths]
+        assert client.post(RENEW_MANY, json={"leases": items}).status_code == 401
+        refused = client.post(RENEW_MANY, json={"leases": items}, headers=as_reader)
+        assert refused.status_code == 403 and problem_code(refused) == "forbidden"
+        other = [*items, {"namespace": f"{ns}x", "name": "bot", "token": 1}]
+        refused = client.post(RENEW_MANY, json={"leases": other}, headers=as_writer)
+        assert refused.status_code == 403 and problem_code(refused) == "forbidden"
+        assert f"'{ns}x'" in refused.json()["detail"]
+        assert [client.get(p, headers=as_reader).json() for p in paths] == before
+        renewed = client.post(RENEW_MANY, json={"leases": items}, headers=as_writer)
+        assert renewed.status_code == 200
+        after = [at(r["expires_at"]) for r in renewed.json()["leases"]]
+        assert all(a > at(b["expires_at"]) for a, b in zip(after, before, strict=True))
+
+
+def test_batch_renewal_counts_and_logs_lost_leases(
+    database_url: str, ns: str, tmp_path: Path
+) -> None:
+    log = tmp_path / "service.log"
+    with (
+        Service(database_url, env={"PERSISTD_LOG_LEVEL": "debug"}, log=log) as svc,
+        httpx.Client(base_url=svc.url, timeout=10) as client,
+    ):
+        token = acquire(client, ns, "a", ttl=5000)
+        acquire(client, ns, "a", ttl=5000, name="bot2")
+        acquire(client, ns, "a", ttl=5000, name="bot2")  # token 2: token 1 is lost
+        items = [{"namespace": ns, "name": "bot", "token": token},
+                 {"namespace": ns, "name": "bot2", "token": 1}]  # fmt: skip
+        assert client.post(RENEW_MANY, json={"leases": items}).status_code == 200
+        text = client.get("/metrics").text
+    assert 'persistd_lease_events_total{event="lost"} 1.0' in text, text
+    lines = [json.loads(line) for line in log.read_text().splitlines() if line.startswith("{")]
+    events = [(e["level"], e["msg"], e.get("lease")) for e in lines
+              if e.get("logger") == "persistd.leases" and e["msg"] != "lease acquired"]  # fmt: skip
+    assert events == [("debug", "lease renewed", "bot"), ("info", "lease lost", "bot2")], events

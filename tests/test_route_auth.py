@@ -57,6 +57,7 @@ SCOPES: dict[tuple[str, str], Scope] = {
     ("PUT", "/v1/{namespace}/leases/{name}"): "write",
     ("DELETE", "/v1/{namespace}/leases/{name}"): "write",
     ("GET", "/v1/{namespace}/leases/{name}"): "read",
+    ("POST", "/v1/_leases/renew"): "write",
 }
 
 # Operations without a namespace in the path: a token for another namespace may call them,
@@ -65,6 +66,11 @@ NAMESPACE_FREE = {("GET", "/v1"), ("GET", "/v1/_watch")}
 
 # A valid request body for operations that take one: the answer must not depend on it.
 BODIES: dict[str, bytes] = {"PUT": b"1", "POST": b"{}"}
+# Operations whose namespaces are in the body, not the path: a body naming the test namespace.
+NAMED_IN_BODY = {
+    ("POST", "/v1/_leases/renew"): '{{"leases": [{{"namespace": "{namespace}", "name": "bot", '
+    '"token": 1}}]}}',
+}
 
 
 @pytest.fixture(scope="module")
@@ -120,12 +126,15 @@ def _url(path: str, namespace: str) -> str:
         pytest.fail(f"{path}: no test value for the path parameter {exc}; add one here")
 
 
-def _call(service: Service, method: str, path: str, token: str | None) -> httpx.Response:
+def _call(
+    service: Service, method: str, path: str, token: str | None, body: bytes | None = None
+) -> httpx.Response:
     headers = {"Content-Type": "application/json"}
     if token is not None:
         headers["Authorization"] = f"Bearer {token}"
     url = service.url + path
-    with httpx.stream(method, url, headers=headers, content=BODIES.get(method), timeout=10) as r:
+    content = body if body is not None else BODIES.get(method)
+    with httpx.stream(method, url, headers=headers, content=content, timeout=10) as r:
         # An event stream (watch) never ends: its status and headers are the answer.
         if not r.headers.get("content-type", "").startswith("text/event-stream"):
             r.read()
@@ -153,22 +162,26 @@ def test_every_operation_is_guarded_or_public_on_purpose(
         if (method, template) in PUBLIC:
             continue
         scope = SCOPES[(method, template)]
-        anonymous = _call(secured, method, path, None)
+        named = NAMED_IN_BODY.get((method, template))
+        body = None if named is None else named.format(namespace=namespace).encode()
+
+        anonymous = _call(secured, method, path, None, body)
         assert anonymous.status_code == 401, (method, template, anonymous.text)
         assert anonymous.headers["www-authenticate"].startswith("Bearer")
         assert _code(anonymous) in ("unauthorized", None)
 
         # read and write are independent; admin implies both, so neither suffices for it.
-        wrong_scope = _call(secured, method, path, tokens["write" if scope == "read" else "read"])
+        other = tokens["write" if scope == "read" else "read"]
+        wrong_scope = _call(secured, method, path, other, body)
         assert wrong_scope.status_code == 403, (method, template, "scope", wrong_scope.text)
         assert _code(wrong_scope) in ("forbidden", None)
 
         if (method, template) not in NAMESPACE_FREE:
-            elsewhere = _call(secured, method, path, tokens["elsewhere"])
+            elsewhere = _call(secured, method, path, tokens["elsewhere"], body)
             assert elsewhere.status_code == 403, (method, template, "namespace", elsewhere.text)
             assert _code(elsewhere) in ("forbidden", None)
 
-        allowed = _call(secured, method, path, tokens[scope])
+        allowed = _call(secured, method, path, tokens[scope], body)
         assert allowed.status_code not in (401, 403), (method, template, allowed.text)
         checked += 1
     assert checked == len(SCOPES), "an operation in SCOPES is no longer in /openapi.json"

@@ -11,8 +11,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.responses import Response, StreamingResponse
 
 from .. import body
-from ..auth import require
-from ..errors import Forbidden, InvalidRequest
+from ..auth import require, require_namespaces
+from ..errors import InvalidRequest
 from ..names import ascii_int, check_name, check_slug
 from ..store import Address, Item
 from ..store import history as log
@@ -286,9 +286,7 @@ async def watch_all(
     names = None
     if namespaces is not None:
         names = frozenset(check_slug("namespace", n) for n in namespaces.split(","))
-        refused = sorted(n for n in names if principal and not principal.allows_namespace(n))
-        if refused:
-            raise Forbidden(f"this token is not valid for namespace {refused[0]!r}")
+        require_namespaces(principal, names)
     # Without a list, the token's pattern filters the stream as GET /v1 filters the listing.
     filter_ = Namespaces(names, principal)
     return await _event_stream(request, filter_, domain, entity, since, max_seconds, last_event_id)

@@ -3,18 +3,27 @@
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Request
 from starlette.responses import Response
 
 from .. import body
-from ..auth import require
+from ..auth import require, require_namespaces
 from ..errors import InvalidRequest, LeaseLost
 from ..names import ascii_int, check_name, check_slug
 from ..store import Lease
 from .common import Namespace, json_response, store_of, validated
-from .schemas import AcquireRequest, LeaseOut, RenewRequest, errors_doc, request_schema
+from .schemas import (
+    MAX_RENEW_LEASES,
+    AcquireRequest,
+    LeaseOut,
+    RenewLeasesOut,
+    RenewLeasesRequest,
+    RenewRequest,
+    errors_doc,
+    request_schema,
+)
 
 router = APIRouter()
 log = logging.getLogger("persistd.leases")
@@ -22,6 +31,7 @@ log = logging.getLogger("persistd.leases")
 LEASE = "/v1/{namespace}/leases/{name}"
 Name = Annotated[str, Path(description="lease name: the same slug rule as a namespace")]
 _BODY_LIMIT = 4096
+_BATCH_LIMIT = 256 * MAX_RENEW_LEASES  # an item is under 200 bytes: two slugs and two numbers
 
 
 def _names(namespace: str, name: str) -> tuple[str, str]:
@@ -29,6 +39,11 @@ def _names(namespace: str, name: str) -> tuple[str, str]:
 
 
 def _changed(request: Request, namespace: str, lease: Lease, event: str) -> Response:
+    _event(request, namespace, lease, event)
+    return _lease_json(lease)
+
+
+def _event(request: Request, namespace: str, lease: Lease, event: str) -> None:
     fields = {"namespace": namespace, "lease": lease.name, "holder": lease.holder,
               "token": lease.token}  # fmt: skip
     if event == "renewed":
@@ -37,7 +52,11 @@ def _changed(request: Request, namespace: str, lease: Lease, event: str) -> Resp
     else:
         request.app.state.metrics.lease_events.labels(event).inc()
         log.info(f"lease {event}", extra={"fields": fields})
-    return _lease_json(lease)
+
+
+def _log_lost(namespace: str, name: str, exc: LeaseLost) -> None:
+    fields = {"namespace": namespace, "lease": name, "detail": exc.detail}
+    log.info("lease lost", extra={"fields": fields})
 
 
 @contextmanager
@@ -45,22 +64,23 @@ def _loss_logged(namespace: str, name: str) -> Iterator[None]:
     try:
         yield
     except LeaseLost as exc:
-        fields = {"namespace": namespace, "lease": name, "detail": exc.detail}
-        log.info("lease lost", extra={"fields": fields})
+        _log_lost(namespace, name, exc)
         raise
 
 
+def _lease_body(lease: Lease) -> dict[str, Any]:
+    return {
+        "name": lease.name,
+        "holder": lease.holder,
+        "token": lease.token,
+        "ttl_ms": lease.ttl_ms,
+        "expires_at": lease.expires_at.isoformat(),
+        "held": lease.held,
+    }
+
+
 def _lease_json(lease: Lease) -> Response:
-    return json_response(
-        {
-            "name": lease.name,
-            "holder": lease.holder,
-            "token": lease.token,
-            "ttl_ms": lease.ttl_ms,
-            "expires_at": lease.expires_at.isoformat(),
-            "held": lease.held,
-        }
-    )
+    return json_response(_lease_body(lease))
 
 
 @router.post(
@@ -95,6 +115,44 @@ async def renew_lease(request: Request, namespace: Namespace, name: Name) -> Res
     with _loss_logged(ns, lease_name):
         lease = await store_of(request).renew_lease(ns, lease_name, req.token, req.ttl_ms)
     return _changed(request, ns, lease, "renewed")
+
+
+# A namespace starts with a letter or digit, so "_leases" can never be one.
+@router.post(
+    "/v1/_leases/renew",
+    summary="Renew many leases (of any namespaces the token may write) in one request",
+    tags=["leases"],
+    response_model=RenewLeasesOut,
+    responses=errors_doc(413, 415),
+    openapi_extra=request_schema(RenewLeasesRequest),
+)
+async def renew_leases(request: Request) -> Response:
+    principal = await require(request, "write")
+    raw = await body.read_body(request, _BATCH_LIMIT)
+    req = validated(RenewLeasesRequest, body.parse_json(raw))
+    items = [
+        (check_slug(f"leases[{i}].namespace", item.namespace),
+         check_slug(f"leases[{i}].name", item.name), item.token, item.ttl_ms)
+        for i, item in enumerate(req.leases)
+    ]  # fmt: skip
+    seen: dict[tuple[str, str], int] = {}
+    for i, (ns, name, _, _) in enumerate(items):
+        if (first := seen.setdefault((ns, name), i)) != i:
+            raise InvalidRequest(f"leases[{i}] repeats leases[{first}]: lease {ns}/{name}")
+    require_namespaces(principal, (item[0] for item in items))
+    results = await store_of(request).renew_leases(items)
+    out = []
+    for (ns, name, _, _), result in zip(items, results, strict=True):
+        if isinstance(result, Lease):
+            _event(request, ns, result, "renewed")
+            out.append({"namespace": ns, **_lease_body(result)})
+            continue
+        if isinstance(result, LeaseLost):
+            request.app.state.metrics.lease_events.labels("lost").inc()
+            _log_lost(ns, name, result)
+        error = {"code": result.code, "detail": result.detail}
+        out.append({"namespace": ns, "name": name, "error": error})
+    return json_response({"leases": out})
 
 
 # Read by the handler from the request, so that the route fits the fast path (app/fast.py).

@@ -3,8 +3,10 @@
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
+from pydantic.config import JsonDict
 
 from ..errors import PROBLEM_MEDIA_TYPE
+from ..names import SLUG_PATTERN
 
 JSON = "application/json"
 
@@ -55,6 +57,23 @@ class RenewRequest(BaseModel):
     )
 
 
+# Leases renewed by one POST /v1/_leases/renew: a process running 1000 bots renews them all.
+MAX_RENEW_LEASES = 1000
+# Documented as the slug rule (names.py checks it, with its own error) so generated requests
+# can name real leases.
+_SLUG_DOC: JsonDict = {"pattern": f"^{SLUG_PATTERN}$"}
+
+
+class RenewItem(RenewRequest):
+    namespace: str = Field(json_schema_extra=_SLUG_DOC)
+    name: str = Field(json_schema_extra=_SLUG_DOC, description="the lease name")
+
+
+class RenewLeasesRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+    leases: list[RenewItem] = Field(min_length=1, max_length=MAX_RENEW_LEASES)
+
+
 class LeaseOut(BaseModel):
     name: str
     holder: str | None = Field(description="null once released")
@@ -62,6 +81,28 @@ class LeaseOut(BaseModel):
     ttl_ms: int
     expires_at: str
     held: bool
+
+
+class RenewRefusal(BaseModel):
+    code: Literal["lease_lost", "not_found"]
+    detail: str = Field(description="the detail the single renewal's problem would carry")
+
+
+class RenewedOut(BaseModel):
+    """A renewed lease (the fields of LeaseOut), or `error` for one that was not renewed."""
+
+    namespace: str
+    name: str
+    holder: str | None = None
+    token: int | None = None
+    ttl_ms: int | None = None
+    expires_at: str | None = None
+    held: bool | None = None
+    error: RenewRefusal | None = None
+
+
+class RenewLeasesOut(BaseModel):
+    leases: list[RenewedOut] = Field(description="one result per requested lease, in order")
 
 
 class VersionOut(BaseModel):

@@ -173,6 +173,20 @@ def _after(logs: bool, writer: int | None, fence: Fence | None) -> tuple[Any, ..
     return (*((writer,) if logs else ()), *(fence.args if fence else ()))
 
 
+def _lost(namespace: str, name: str, token: int, current: Lease | None) -> LeaseLost | NotFound:
+    """Why a renewal or release with `token` was refused, given the lease as it is now."""
+    if current is None:
+        return NotFound(f"no lease named {name!r} in namespace {namespace!r}")
+    if current.token != token:
+        why = f"token {token} is not current (token {current.token} is"
+        why += f", held by {current.holder!r})" if current.held else ", now released)"
+    elif current.holder is None:
+        why = f"token {token} was released"
+    else:
+        why = f"token {token} expired at {current.expires_at.isoformat()}"
+    return LeaseLost(f"lease {name!r} is lost: {why}")
+
+
 class _PoolConnection(asyncpg.Connection):  # type: ignore[misc]
     """A pooled connection released without the reset query.
 
@@ -569,6 +583,26 @@ class Store:
                 raise await self._lost(conn, namespace, name, token)
         return Lease(name, row[0], row[1], row[2], row[3], True, row[2])
 
+    async def renew_leases(
+        self, items: Sequence[tuple[str, str, int, int | None]]
+    ) -> list[Lease | LeaseLost | NotFound]:
+        """Extend every live lease of `items` (namespace, name, token, ttl_ms or None) held with
+        its token, in one statement; for each item in order, the lease or why it was not."""
+        columns = [[item[i] for item in items] for i in range(4)]
+        async with self._connection() as conn:
+            rows = await self._logged(lambda: conn.fetch(sql.LEASES_RENEW, *columns), logs=False)
+            renewed = {(r[0], r[1]): Lease(r[1], r[2], r[3], r[4], r[5], True, r[4]) for r in rows}
+            missed = [item for item in items if (item[0], item[1]) not in renewed]
+            current = {}
+            if missed:  # a second round trip only for the items that were not renewed
+                keys = [[item[0] for item in missed], [item[1] for item in missed]]
+                found = await conn.fetch(sql.LEASES_GET, *keys)
+                current = {(r[0], r[1]): Lease(*r[1:]) for r in found}
+        return [
+            renewed.get((ns, name)) or _lost(ns, name, token, current.get((ns, name)))
+            for ns, name, token, _ in items
+        ]
+
     async def release_lease(self, namespace: str, name: str, token: int) -> Lease:
         """Free a live lease held with `token` at once; LeaseLost or NotFound otherwise."""
         async with self._connection() as conn:
@@ -600,17 +634,7 @@ class Store:
     async def _lost(
         self, conn: asyncpg.Connection, namespace: str, name: str, token: int
     ) -> LeaseLost | NotFound:
-        current = await self._lease(conn, namespace, name)
-        if current is None:
-            return NotFound(f"no lease named {name!r} in namespace {namespace!r}")
-        if current.token != token:
-            why = f"token {token} is not current (token {current.token} is"
-            why += f", held by {current.holder!r})" if current.held else ", now released)"
-        elif current.holder is None:
-            why = f"token {token} was released"
-        else:
-            why = f"token {token} expired at {current.expires_at.isoformat()}"
-        return LeaseLost(f"lease {name!r} is lost: {why}")
+        return _lost(namespace, name, token, await self._lease(conn, namespace, name))
 
     async def namespaces(self) -> list[tuple[str, int]]:
         """Every namespace with its record count."""

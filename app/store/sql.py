@@ -290,6 +290,16 @@ UPDATE leases SET ttl_ms = coalesce($4::integer, ttl_ms),
 WHERE {_LEASE} AND token = $3 AND {_LIVE}
 RETURNING holder, token, ttl_ms, expires_at
 """
+# Many leases in one statement: each (namespace, name, token[, ttl]) row renewed when live with
+# that token; the ones not returned are read back with LEASES_GET to say why.
+LEASES_RENEW = f"""
+UPDATE leases AS l SET ttl_ms = coalesce(r.ttl_ms, l.ttl_ms),
+    expires_at = {_EXPIRY.format(ttl="coalesce(r.ttl_ms, l.ttl_ms)")}
+FROM unnest($1::text[], $2::text[], $3::bigint[], $4::integer[])
+    AS r(namespace, name, token, ttl_ms)
+WHERE l.namespace = r.namespace AND l.name = r.name AND l.token = r.token AND {_LIVE}
+RETURNING l.namespace, l.name, l.holder, l.token, l.ttl_ms, l.expires_at
+"""
 LEASE_RELEASE = f"""
 UPDATE leases SET holder = NULL, expires_at = clock_timestamp()
 WHERE {_LEASE} AND token = $3 AND {_LIVE}
@@ -299,6 +309,10 @@ LEASE_GET = f"""
 SELECT holder, token, ttl_ms, expires_at, {_LIVE} AS held,
        greatest(0, ceil(extract(epoch FROM expires_at - clock_timestamp()) * 1000))::bigint
 FROM leases WHERE {_LEASE}
+"""
+LEASES_GET = f"""
+SELECT namespace, name, holder, token, ttl_ms, expires_at, {_LIVE} AS held
+FROM leases WHERE (namespace, name) IN (SELECT * FROM unnest($1::text[], $2::text[]))
 """
 LEASES_HELD = f"SELECT count(*) FROM leases WHERE {_LIVE}"
 

@@ -177,18 +177,21 @@ def error_from_response(response: httpx.Response, attempts: int = 1) -> PersistE
     problem = _problem(response)
     code = problem.get("code")
     code = code if isinstance(code, str) else None
-    cls = _BY_CODE.get(code or "") or _BY_STATUS.get(response.status_code, PersistError)
     detail = problem.get("detail")
     title = problem.get("title")
     if not isinstance(detail, str):
         detail = response.reason_phrase or f"HTTP {response.status_code}"
-    return cls(
-        detail,
-        status=response.status_code,
-        code=code,
-        title=title if isinstance(title, str) else None,
-        attempts=attempts,
-    )
+    title = title if isinstance(title, str) else None
+    return error_for(response.status_code, code, detail, title=title, attempts=attempts)
+
+
+def error_for(
+    status: int | None, code: str | None, detail: str, *, title: str | None = None,
+    attempts: int = 1,
+) -> PersistError:  # fmt: skip
+    """The typed exception for a problem `code` (else its status) and detail."""
+    cls = _BY_CODE.get(code or "") or _BY_STATUS.get(status or 0, PersistError)
+    return cls(detail, status=status, code=code, title=title, attempts=attempts)
 
 
 def connection_failed(exc: httpx.TransportError, attempts: int = 1) -> ConnectionFailed:

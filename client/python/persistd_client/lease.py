@@ -4,6 +4,9 @@ Entering acquires the lease (waiting up to `wait_ms` for a live holder to go awa
 client to it, so every write the client makes carries the fence (`Persistd-Fence`), and renews
 it in the background every third of the TTL. Once the lease is lost (a renewal refused, or a
 write answered `fenced`), every later write raises `Fenced` and `on_lost` runs once.
+
+The background renewals of every lease in the process whose client has the same URL and token,
+sync and async alike, are sent together: one `POST /v1/_leases/renew` per tick (_Renewer).
 """
 
 from __future__ import annotations
@@ -17,17 +20,18 @@ import secrets
 import socket
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import httpx
 
 from persistd_client._core.call import Call
 from persistd_client._core.endpoints import dumps, segment
-from persistd_client.errors import Fenced, LeaseHeld, NotFound, PersistError
+from persistd_client.errors import Fenced, LeaseHeld, NotFound, PersistError, error_for
+from persistd_client.retry import RetryPolicy
 
 if TYPE_CHECKING:
     from persistd_client.client import AsyncPersistClient, PersistClient
@@ -36,7 +40,9 @@ log = logging.getLogger("persistd_client.lease")
 
 MIN_TTL_MS = 100
 MAX_TTL_MS = 3_600_000
+MAX_RENEW_LEASES = 1000  # leases in one POST /v1/_leases/renew (the service's limit)
 OnLost = Callable[[Fenced], None]
+LeaseRef = tuple[str, str, int]  # namespace, lease name, token
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,7 +58,10 @@ class LeaseInfo:
 
 
 def _lease_info(response: httpx.Response) -> LeaseInfo:
-    data: dict[str, Any] = json.loads(response.content)
+    return _info(json.loads(response.content))
+
+
+def _info(data: dict[str, Any]) -> LeaseInfo:
     return LeaseInfo(
         data["name"],
         data["holder"],
@@ -81,6 +90,30 @@ def renew_call(ns: str, name: str, token: int) -> Call[LeaseInfo]:
     return Call("PUT", _path(ns, name), _lease_info, headers=_JSON, body=dumps({"token": token}))
 
 
+# The status the single renewal answers for each refusal of a batch item.
+_REFUSAL_STATUS = {"lease_lost": 409, "not_found": 404}
+
+
+def _renewed(response: httpx.Response) -> list[LeaseInfo | PersistError]:
+    out: list[LeaseInfo | PersistError] = []
+    for item in json.loads(response.content)["leases"]:
+        error = item.get("error")
+        if error is None:
+            out.append(_info(item))
+        else:
+            code = error["code"]
+            out.append(error_for(_REFUSAL_STATUS.get(code), code, error["detail"]))
+    return out
+
+
+def renew_many_call(leases: Iterable[LeaseRef]) -> Call[list[LeaseInfo | PersistError]]:
+    """POST /v1/_leases/renew: up to MAX_RENEW_LEASES leases of any namespaces in one request;
+    per item, in order, its LeaseInfo or the error renewing it alone raises (LeaseLost,
+    NotFound)."""
+    items = [{"namespace": ns, "name": name, "token": token} for ns, name, token in leases]
+    return Call("POST", "/v1/_leases/renew", _renewed, headers=_JSON, body=dumps({"leases": items}))
+
+
 def release_call(ns: str, name: str, token: int) -> Call[LeaseInfo]:
     """DELETE release with the current token."""
     return Call("DELETE", _path(ns, name), _lease_info, params={"token": str(token)})
@@ -89,6 +122,11 @@ def release_call(ns: str, name: str, token: int) -> Call[LeaseInfo]:
 def read_call(ns: str, name: str) -> Call[LeaseInfo]:
     """GET the lease: holder, token, expiry."""
     return Call("GET", _path(ns, name), _lease_info)
+
+
+def _as_fenced(error: PersistError) -> Fenced:
+    """A refused renewal as the Fenced it loses the lease with (NotFound: never acquired)."""
+    return error if isinstance(error, Fenced) else Fenced(error.detail)
 
 
 def exit_on_lost(error: Fenced) -> None:
@@ -121,6 +159,7 @@ class _LeaseCore:
         self.token: int | None = None
         self.lost: Fenced | None = None
         self._lock = threading.Lock()
+        self._renewer: _Renewer | None = None
 
     @property
     def _renew_every(self) -> float:
@@ -150,6 +189,7 @@ class _LeaseCore:
             if first:
                 self.lost = fresh
         if first:
+            self._stop_renewing()
             # In a thread of its own, so the refused write's caller still sees its error first.
             threading.Thread(target=self.on_lost, args=(fresh,), daemon=True).start()
         return fresh
@@ -165,6 +205,103 @@ class _LeaseCore:
         self.token = info.token
         self.lost = None
         log.info("lease acquired: %s/%s token %d", self.namespace, self.name, info.token)
+
+    def _start_renewing(self, url: str, token: str | None) -> None:
+        self._renewer = _Renewer.add(self, url, token)
+
+    def _stop_renewing(self) -> None:
+        if self._renewer is not None:
+            self._renewer.remove(self)
+
+    @property
+    def _sender(self) -> PersistClient | None:
+        """A blocking client the renewer may send with (its transport, TLS and retry settings)."""
+        return None
+
+
+class _Renewer:
+    """The background renewals of every lease of this process with one URL and token.
+
+    A lease is due a third of its TTL after its last renewal. The thread wakes at the earliest
+    due time and renews, in one request, every lease due within half of its own period, so
+    leases acquired at different moments fall into step after their first renewal and each is
+    renewed at a third of its TTL at the latest. It sends through the client of a sync Lease in
+    the batch (an AsyncLease's cannot serve another thread), else through a client of its own
+    with the same URL and token, and ends once no lease is left.
+    """
+
+    _all: ClassVar[dict[tuple[str, str | None], _Renewer]] = {}
+    _lock: ClassVar[threading.Lock] = threading.Lock()  # guards _all and every renewer's _due
+
+    def __init__(self, url: str, token: str | None) -> None:
+        self.key = (url, token)
+        self._due: dict[_LeaseCore, float] = {}  # lease → when it is due (time.monotonic)
+        self._wake = threading.Condition(self._lock)
+
+    @classmethod
+    def add(cls, lease: _LeaseCore, url: str, token: str | None) -> _Renewer:
+        """Renew `lease` from now on, with the other leases of this URL and token."""
+        with cls._lock:
+            renewer = cls._all.get((url, token))
+            if renewer is None:
+                renewer = cls._all[url, token] = cls(url, token)
+                threading.Thread(target=renewer._run, name="persistd-leases", daemon=True).start()
+            renewer._due[lease] = time.monotonic() + lease._renew_every
+            renewer._wake.notify()
+        return renewer
+
+    def remove(self, lease: _LeaseCore) -> None:
+        """Stop renewing `lease`."""
+        with self._lock:
+            self._due.pop(lease, None)
+            self._wake.notify()
+
+    def _next(self) -> list[tuple[_LeaseCore, int]] | None:
+        """Wait for the next tick: the leases to renew with their tokens; None once none is left."""
+        with self._lock:
+            while True:
+                if not self._due:
+                    del self._all[self.key]
+                    return None
+                now = time.monotonic()
+                first = min(self._due.values())
+                if first <= now:
+                    break
+                self._wake.wait(first - now)
+            due = [lease for lease, at in self._due.items() if at <= now + lease._renew_every / 2]
+            for lease in due:
+                self._due[lease] = now + lease._renew_every
+            return [(lease, lease.token) for lease in due if lease.token is not None]
+
+    def _run(self) -> None:
+        from persistd_client.client import PersistClient  # which imports this module
+
+        own: PersistClient | None = None  # only for batches of AsyncLeases alone
+        try:
+            while (due := self._next()) is not None:
+                for start in range(0, len(due), MAX_RENEW_LEASES):
+                    part = due[start : start + MAX_RENEW_LEASES]
+                    client = next((c for lease, _ in part if (c := lease._sender)), None)
+                    if client is None:
+                        url, token = self.key
+                        own = own or PersistClient(
+                            url, token=token, retry=RetryPolicy(max_attempts=2)
+                        )
+                        client = own
+                    self._renew(client, part)
+        finally:
+            if own is not None:
+                own.close()
+
+    def _renew(self, client: PersistClient, due: list[tuple[_LeaseCore, int]]) -> None:
+        try:
+            results = client.renew_leases([(lease.namespace, lease.name, t) for lease, t in due])
+        except PersistError as error:  # unreachable for now: the service judges expiry
+            log.warning("lease renewal failed, retrying: %s", error)
+            return
+        for (lease, token), result in zip(due, results, strict=True):
+            if isinstance(result, PersistError) and lease.token == token:
+                lease.refused(_as_fenced(result))
 
 
 class Lease(_LeaseCore):
@@ -182,8 +319,10 @@ class Lease(_LeaseCore):
     ) -> None:
         super().__init__(client.namespace, name, ttl_ms, wait_ms, holder, on_lost)
         self.client = client
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+
+    @property
+    def _sender(self) -> PersistClient:
+        return self.client
 
     def acquire(self) -> LeaseInfo:
         """Take the lease, waiting up to wait_ms for a live holder; LeaseHeld names it."""
@@ -202,38 +341,26 @@ class Lease(_LeaseCore):
         return info
 
     def renew(self) -> LeaseInfo:
-        """Extend the lease now; Fenced (LeaseLost) when it was lost."""
+        """Extend this lease now (PUT, by itself); Fenced (LeaseLost) when it was lost."""
         assert self.token is not None, "renew before acquire"
         try:
             return self.client._send(renew_call(self.namespace, self.name, self.token))
         except (Fenced, NotFound) as error:
-            lost = error if isinstance(error, Fenced) else Fenced(error.detail)
-            raise self.refused(lost) from None
+            raise self.refused(_as_fenced(error)) from None
 
     def release(self) -> None:
         """Free the lease at once (a successor need not wait for the TTL)."""
-        self._stop.set()
+        self._stop_renewing()
         token, self.token = self.token, None
         if token is not None and self.lost is None:
             self.lost = Fenced(f"lease {self.name!r} was released", status=409)
             with contextlib.suppress(Fenced, NotFound):  # already lost: nothing to free
                 self.client._send(release_call(self.namespace, self.name, token))
 
-    def _renew_loop(self) -> None:
-        while not self._stop.wait(self._renew_every):
-            try:
-                self.renew()
-            except Fenced:
-                return
-            except PersistError as error:  # unreachable for now: the service judges expiry
-                log.warning("lease renewal failed, retrying: %s", error)
-
     def __enter__(self) -> Lease:
         self.acquire()
         self.client.fence = self
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._renew_loop, daemon=True)
-        self._thread.start()
+        self._start_renewing(self.client.url, self.client.settings.token)
         return self
 
     def __exit__(
@@ -242,9 +369,6 @@ class Lease(_LeaseCore):
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join()
         self.release()
         self.client.fence = None
 
@@ -264,7 +388,6 @@ class AsyncLease(_LeaseCore):
     ) -> None:
         super().__init__(client.namespace, name, ttl_ms, wait_ms, holder, on_lost)
         self.client = client
-        self._task: asyncio.Task[None] | None = None
 
     async def acquire(self) -> LeaseInfo:
         """Take the lease, waiting up to wait_ms for a live holder; LeaseHeld names it."""
@@ -283,36 +406,26 @@ class AsyncLease(_LeaseCore):
         return info
 
     async def renew(self) -> LeaseInfo:
-        """Extend the lease now; Fenced (LeaseLost) when it was lost."""
+        """Extend this lease now (PUT, by itself); Fenced (LeaseLost) when it was lost."""
         assert self.token is not None, "renew before acquire"
         try:
             return await self.client._send(renew_call(self.namespace, self.name, self.token))
         except (Fenced, NotFound) as error:
-            lost = error if isinstance(error, Fenced) else Fenced(error.detail)
-            raise self.refused(lost) from None
+            raise self.refused(_as_fenced(error)) from None
 
     async def release(self) -> None:
         """Free the lease at once (a successor need not wait for the TTL)."""
+        self._stop_renewing()
         token, self.token = self.token, None
         if token is not None and self.lost is None:
             self.lost = Fenced(f"lease {self.name!r} was released", status=409)
             with contextlib.suppress(Fenced, NotFound):
                 await self.client._send(release_call(self.namespace, self.name, token))
 
-    async def _renew_loop(self) -> None:
-        while True:
-            await asyncio.sleep(self._renew_every)
-            try:
-                await self.renew()
-            except Fenced:
-                return
-            except PersistError as error:
-                log.warning("lease renewal failed, retrying: %s", error)
-
     async def __aenter__(self) -> AsyncLease:
         await self.acquire()
         self.client.fence = self
-        self._task = asyncio.create_task(self._renew_loop())
+        self._start_renewing(self.client.url, self.client.settings.token)
         return self
 
     async def __aexit__(
@@ -321,9 +434,5 @@ class AsyncLease(_LeaseCore):
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
         await self.release()
         self.client.fence = None

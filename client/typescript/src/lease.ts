@@ -1,11 +1,16 @@
 // Lease layer: one live instance per bot. A lease is acquired before the bot runs, renewed in
 // the background, and its fencing token goes with every write, so a paused or partitioned copy
 // that lost the lease cannot overwrite its successor's state (docs/leases.md of persistd).
+// The background renewals of every lease in the process with the same service URL and token go
+// together: one `POST /v1/_leases/renew` per tick (Renewer).
 
 import { hostname } from "node:os";
 import { randomBytes } from "node:crypto";
 
 import { checkSlug, PersistdClient, PersistdError, type ClientOptions, type Fence, type Reply } from "./http.js";
+
+/** Leases in one `POST /v1/_leases/renew` (the service's limit). */
+const MAX_RENEW_LEASES = 1000;
 
 /** Options of `setup({ lease })` and `new Lease()`. */
 export interface LeaseOptions {
@@ -61,6 +66,106 @@ interface LeaseBody {
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
+/** One item of the batch renewal's answer: the lease, or why it was not renewed. */
+interface RenewedItem {
+  namespace: string;
+  name: string;
+  error?: { code: string; detail: string };
+}
+
+/** What the renewer needs of a lease. */
+interface Renewal {
+  readonly namespace: string;
+  readonly name: string;
+  readonly periodMs: number;
+  readonly client: PersistdClient;
+  token(): number | undefined;
+  lose(code: string, why: string): void;
+}
+
+/**
+ * The background renewals of every lease of this process with one service URL and token. A lease
+ * is due a third of its TTL after its last renewal; one unref'd timer fires at the earliest due
+ * time and renews, in one request, every lease due within half of its own period, so leases
+ * acquired at different moments fall into step after their first renewal, and each is renewed
+ * at a third of its TTL at the latest. The request goes through the client of the batch's
+ * shortest-lived lease (whose retries give up within half its TTL).
+ */
+class Renewer {
+  private static readonly all = new Map<string, Renewer>();
+  private readonly due = new Map<Renewal, number>();
+  private timer: ReturnType<typeof setTimeout> | undefined;
+  private sending = false;
+
+  private constructor(private readonly key: string) {}
+
+  /** Renew `lease` from now on, with the other leases of its client's URL and token. */
+  static add(lease: Renewal): Renewer {
+    const { url, token } = lease.client.options;
+    const key = `${url} ${token ?? ""}`;
+    let renewer = Renewer.all.get(key);
+    if (!renewer) Renewer.all.set(key, (renewer = new Renewer(key)));
+    renewer.due.set(lease, Date.now() + lease.periodMs);
+    renewer.schedule();
+    return renewer;
+  }
+
+  remove(lease: Renewal): void {
+    this.due.delete(lease);
+    if (this.due.size === 0) {
+      if (this.timer) clearTimeout(this.timer);
+      this.timer = undefined;
+      Renewer.all.delete(this.key);
+    } else {
+      this.schedule();
+    }
+  }
+
+  private schedule(): void {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = undefined;
+    if (this.sending || this.due.size === 0) return; // tick() schedules once its requests are done
+    const first = Math.min(...this.due.values());
+    this.timer = setTimeout(() => void this.tick(), Math.max(0, first - Date.now()));
+    this.timer.unref();
+  }
+
+  private async tick(): Promise<void> {
+    const now = Date.now();
+    const due = [...this.due].filter(([lease, at]) => at <= now + lease.periodMs / 2).map(([lease]) => lease);
+    for (const lease of due) this.due.set(lease, now + lease.periodMs);
+    due.sort((a, b) => a.periodMs - b.periodMs);
+    this.sending = true;
+    try {
+      for (let i = 0; i < due.length; i += MAX_RENEW_LEASES) await this.renew(due.slice(i, i + MAX_RENEW_LEASES));
+    } finally {
+      this.sending = false;
+      this.schedule();
+    }
+  }
+
+  private async renew(leases: Renewal[]): Promise<void> {
+    const sent = leases.map((lease) => ({ lease, token: lease.token() })).filter((s) => s.token !== undefined);
+    if (sent.length === 0) return;
+    let items: RenewedItem[];
+    try {
+      const res = await sent[0].lease.client.send({
+        method: "POST",
+        path: "/v1/_leases/renew",
+        body: { leases: sent.map(({ lease, token }) => ({ namespace: lease.namespace, name: lease.name, token })) },
+      });
+      items = (JSON.parse(res.text) as { leases: RenewedItem[] }).leases;
+    } catch {
+      return; // unreachable for now: the service judges expiry; the next tick retries
+    }
+    // A refusal loses the lease, as a refused single renewal does (unless it moved on meanwhile).
+    sent.forEach(({ lease, token }, i) => {
+      const error = items[i]?.error;
+      if (error && lease.token() === token) lease.lose(error.code, error.detail);
+    });
+  }
+}
+
 function defaultOnLost(error: PersistdFencedError): void {
   console.error(`persistd: ${error.message}; this process is no longer the owner and stops`);
   process.exit(1);
@@ -77,8 +182,9 @@ export class Lease implements Fence {
   private acquiring: Promise<number> | undefined;
   private current: number | undefined;
   private lostError: PersistdFencedError | undefined;
-  private timer: ReturnType<typeof setInterval> | undefined;
+  private renewer: Renewer | undefined;
   private renewing = false;
+  private readonly renewal: Renewal;
 
   constructor(options: ClientOptions = {}, lease: LeaseOptions = {}) {
     this.ttlMs = lease.ttlMs ?? 10_000;
@@ -92,6 +198,14 @@ export class Lease implements Fence {
     this.name = checkSlug("lease name", lease.name ?? this.client.namespace);
     this.holder = lease.holder ?? `${hostname()}:${process.pid}:${randomBytes(4).toString("hex")}`;
     this.onLost = lease.onLost ?? defaultOnLost;
+    this.renewal = {
+      namespace: this.namespace,
+      name: this.name,
+      periodMs: Math.max(30, Math.floor(this.ttlMs / 3)),
+      client: this.client,
+      token: () => this.current,
+      lose: (code, why) => void this.lose(code, why),
+    };
   }
 
   get namespace(): string {
@@ -133,8 +247,7 @@ export class Lease implements Fence {
       });
       if (res.status !== 409) {
         this.current = (JSON.parse(res.text) as LeaseBody).token;
-        this.timer = setInterval(() => void this.renew(), Math.max(30, Math.floor(this.ttlMs / 3)));
-        this.timer.unref();
+        this.renewer = Renewer.add(this.renewal);
         return this.current;
       }
       // Waits the whole of waitMs: a last attempt is made at the deadline itself.
@@ -162,8 +275,11 @@ export class Lease implements Fence {
     );
   }
 
-  /** One renewal; a refusal loses the lease, an unreachable service is retried next time. */
-  private async renew(): Promise<void> {
+  /**
+   * Renew this lease now, by itself (PUT); a refusal loses the lease, an unreachable service is
+   * left to the next renewal. The background renewals do not need it: they go in batches.
+   */
+  async renew(): Promise<void> {
     if (this.renewing || this.lostError || this.current === undefined) return;
     this.renewing = true;
     try {
@@ -196,8 +312,8 @@ export class Lease implements Fence {
   }
 
   private stop(): void {
-    if (this.timer) clearInterval(this.timer);
-    this.timer = undefined;
+    this.renewer?.remove(this.renewal);
+    this.renewer = undefined;
   }
 
   /** Fence: the header of a write; waits for the acquisition; throws once the lease is lost. */

@@ -5,7 +5,7 @@ import { spawn } from "node:child_process";
 import { describe, it } from "node:test";
 
 import { Lease, PersistdClient, PersistdFencedError, PersistdLeaseHeldError } from "../dist/esm/core.js";
-import { freshNamespace, raw, URL_ } from "./support.mjs";
+import { countingFetch, freshNamespace, raw, URL_ } from "./support.mjs";
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
@@ -118,6 +118,43 @@ describe("lease", () => {
     assert.equal(await exited, 1, err);
     assert.match(out, /fenced/);
     assert.match(err, /no longer the owner/);
+  });
+
+  it("fifty leases of one process are renewed by one request per tick, and one lost among them calls only its onLost", async () => {
+    const ns = freshNamespace();
+    const counting = countingFetch();
+    const ttlMs = 600;
+    const bots = Array.from({ length: 50 }, (_, i) => {
+      const lost = [];
+      const options = { url: URL_, namespace: `${ns}-${i}`, fetch: counting.fetch };
+      const lease = new Lease(options, { ttlMs, onLost: (e) => lost.push(e) });
+      return { lease, lost, client: new PersistdClient({ ...options, fence: lease }) };
+    });
+    await Promise.all(bots.map((b) => b.lease.acquire()));
+    const renewals = () => counting.calls.filter((c) => c.url.endsWith("/v1/_leases/renew") || (c.method === "PUT" && c.url.includes("/leases/")));
+    const before = renewals().length;
+    const started = Date.now();
+    await sleep(4 * ttlMs); // four TTLs: about twelve ticks
+    const ticks = renewals().length - before;
+    const expected = (Date.now() - started) / (ttlMs / 3);
+    assert.ok(ticks >= expected - 2 && ticks <= expected + 2, `${ticks} renewal requests for ${expected} ticks`);
+    assert.ok(renewals().every((c) => c.method === "POST" && c.url.endsWith("/v1/_leases/renew")));
+    await Promise.all(bots.map((b) => b.client.put("misc", "e", "k", 1))); // all still held
+    // One is acquired anew under its holder's name (a new token): the next batch loses it.
+    const taken = await fetch(`${URL_}/v1/${ns}-7/leases/${ns}-7`, {
+      method: "POST",
+      headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ holder: bots[7].lease.holder, ttl_ms: 60_000 }),
+    });
+    assert.equal((await taken.json()).token, bots[7].lease.token + 1);
+    await sleep(ttlMs);
+    assert.equal(bots[7].lost.length, 1);
+    assert.equal(bots[7].lost[0].code, "lease_lost");
+    assert.ok(bots[7].lost[0] instanceof PersistdFencedError);
+    await assert.rejects(bots[7].client.put("misc", "e", "k", 2), PersistdFencedError);
+    await Promise.all(bots.filter((_, i) => i !== 7).map((b) => b.client.put("misc", "e", "k", 2)));
+    assert.deepEqual(bots.map((b, i) => (b.lost.length ? i : -1)).filter((i) => i >= 0), [7]);
+    await Promise.all(bots.map((b) => b.lease.release()));
   });
 
   it("bad options fail at construction", () => {

@@ -19,7 +19,8 @@ from persistd_client._core.call import (
 )
 from persistd_client.client.history import AsyncHistory
 from persistd_client.client.shell import PAGE_SIZE, Shell, Timeout
-from persistd_client.errors import Fenced
+from persistd_client.errors import Fenced, PersistError
+from persistd_client.lease import LeaseInfo, LeaseRef, renew_many_call
 from persistd_client.models import (
     BatchGetResult,
     BatchWritten,
@@ -182,6 +183,14 @@ class AsyncPersistClient(AsyncHistory, Shell):
     ) -> list[BatchWritten]:
         """Write many records atomically (all or none)."""
         return await self._send(endpoints.batch_put(self.namespace, domain, entity, items, mode))
+
+    # ---- leases ----
+
+    async def renew_leases(self, leases: Iterable[LeaseRef]) -> list[LeaseInfo | PersistError]:
+        """Renew many (namespace, lease name, token) leases in one request (up to
+        MAX_RENEW_LEASES); per item, in order, its LeaseInfo or the error renewing it alone
+        raises (LeaseLost, NotFound). Held leases are renewed in the background already."""
+        return await self._send(renew_many_call(leases))
 
     # ---- inspection and health ----
 
