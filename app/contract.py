@@ -21,6 +21,8 @@ from .names import (
 # The listing's bounds are fixed (not settings): the route takes them from here.
 MAX_PAGE = 1000  # keys or records in one page of GET …/records
 MAX_NEWEST = 10_000  # records in one GET …/records?newest=
+# Leases renewed by one POST /v1/_leases/renew: a process running 1000 bots renews them all.
+MAX_RENEW_LEASES = 1000
 
 # Answers a client may repeat a request after: 503 is the service's own (database unavailable,
 # with Retry-After), 502 and 504 come from proxies in front of it.
@@ -62,6 +64,7 @@ def contract(settings: Settings) -> dict[str, Any]:
             "max_batch_bytes": settings.max_batch_bytes,
         },
         "listing": {"max_page": MAX_PAGE, "max_newest": MAX_NEWEST},
+        "leases": {"max_renew_items": MAX_RENEW_LEASES},
         "errors": error_codes(),
         "retry": {
             "statuses": list(RETRYABLE_STATUSES),

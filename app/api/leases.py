@@ -10,12 +10,12 @@ from starlette.responses import Response
 
 from .. import body
 from ..auth import require, require_namespaces
+from ..contract import MAX_RENEW_LEASES
 from ..errors import InvalidRequest, LeaseLost
 from ..names import ascii_int, check_name, check_slug
 from ..store import Lease
 from .common import Namespace, json_response, store_of, validated
 from .schemas import (
-    MAX_RENEW_LEASES,
     AcquireRequest,
     LeaseOut,
     RenewLeasesOut,

@@ -5,6 +5,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.config import JsonDict
 
+from ..contract import MAX_RENEW_LEASES
 from ..errors import PROBLEM_MEDIA_TYPE
 from ..names import SLUG_PATTERN
 
@@ -57,8 +58,6 @@ class RenewRequest(BaseModel):
     )
 
 
-# Leases renewed by one POST /v1/_leases/renew: a process running 1000 bots renews them all.
-MAX_RENEW_LEASES = 1000
 # Documented as the slug rule (names.py checks it, with its own error) so generated requests
 # can name real leases.
 _SLUG_DOC: JsonDict = {"pattern": f"^{SLUG_PATTERN}$"}

@@ -10,6 +10,7 @@ import pytest
 from persistd_client._core import endpoints
 from persistd_client.client.shell import PAGE_SIZE
 from persistd_client.errors import _BY_CODE, _BY_STATUS, PersistError, error_from_response
+from persistd_client.lease import MAX_RENEW_LEASES
 from persistd_client.retry import RETRY_STATUSES
 
 CONTRACT: dict[str, Any] = json.loads(
@@ -41,6 +42,10 @@ def test_every_problem_code_of_the_service_is_raised_with_its_code_and_status(co
 
 def test_the_default_page_of_iter_keys_and_iter_items_is_one_the_service_serves() -> None:
     assert 1 <= PAGE_SIZE <= CONTRACT["listing"]["max_page"]
+
+
+def test_batched_lease_renewals_fit_the_service_limit() -> None:
+    assert CONTRACT["leases"]["max_renew_items"] == MAX_RENEW_LEASES
 
 
 def test_conditional_writes_follow_the_published_rule() -> None:

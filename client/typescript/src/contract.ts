@@ -39,6 +39,9 @@ export const CONTRACT = {
     "max_page": 1000,
     "max_newest": 10000
   },
+  "leases": {
+    "max_renew_items": 1000
+  },
   "errors": {
     "invalid_fence": 400,
     "invalid_http": 400,

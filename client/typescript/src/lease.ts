@@ -7,10 +7,11 @@
 import { hostname } from "node:os";
 import { randomBytes } from "node:crypto";
 
+import { CONTRACT } from "./contract.js";
 import { checkSlug, PersistdClient, PersistdError, type ClientOptions, type Fence, type Reply } from "./http.js";
 
 /** Leases in one `POST /v1/_leases/renew` (the service's limit). */
-const MAX_RENEW_LEASES = 1000;
+const MAX_RENEW_LEASES = CONTRACT.leases.max_renew_items;
 
 /** Options of `setup({ lease })` and `new Lease()`. */
 export interface LeaseOptions {
