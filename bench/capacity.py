@@ -3,7 +3,10 @@
 A bot does what persistd-backtest-kit does for a live strategy: at startup its reads (the
 Signal and Strategy init calls and reads), all bots at once; then it writes its signal row about
 once a second (with jitter) and its strategy row every 10 s. Raw HTTP/1.1 keeps the generator's
-own CPU small, since it shares the machine with the service and PostgreSQL.
+own CPU small, since it shares the machine with the service and PostgreSQL. Like both clients, a
+bot repeats a request answered 502, 503 or 504, after the Retry-After the answer names (at most
+RETRY_ATTEMPTS tries in all): the latency it records includes the waits, and only a request
+that still failed then is an error.
 """
 
 import asyncio
@@ -19,6 +22,8 @@ SIGNAL_EVERY = 1.0  # seconds between signal writes (jitter: +-20 %)
 STRATEGY_EVERY = 10.0
 CONNECT_BATCH = 200  # connections opened at once (the listen backlog is finite)
 TIMEOUT = 10.0
+RETRY_ATTEMPTS = 4  # the clients' default (persistd_client.retry.RetryPolicy.max_attempts)
+RETRY_STATUSES = (502, 503, 504)
 
 
 @dataclass
@@ -30,6 +35,7 @@ class Load:
     startup: list[float] = field(default_factory=list)
     errors: int = 0
     reasons: list[str] = field(default_factory=list)
+    retried: int = 0  # requests repeated after a 502/503/504 (the service shedding a burst)
 
     def fail(self, reason: str) -> None:
         self.errors += 1
@@ -98,8 +104,8 @@ class Bot:
     async def connect(self) -> None:
         self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
 
-    async def call(self, method: str, path: str, body: bytes = b"") -> int:
-        """One request on the bot's connection; the status code."""
+    async def call(self, method: str, path: str, body: bytes = b"") -> tuple[int, float]:
+        """One request on the bot's connection; the status code and Retry-After (0: none)."""
         if self.writer is None:
             await self.connect()
         assert self.reader is not None and self.writer is not None
@@ -109,19 +115,32 @@ class Bot:
         )
         self.writer.write(head.encode() + body)
         status_line, _, headers = (await self.reader.readuntil(b"\r\n\r\n")).partition(b"\r\n")
-        length = 0
+        length, retry_after, closing = 0, 0.0, False
         for line in headers.split(b"\r\n"):
             name, _, value = line.partition(b":")
-            if name.lower() == b"content-length":
+            name = name.lower()
+            if name == b"content-length":
                 length = int(value)
+            elif name == b"retry-after":
+                retry_after = float(value)
+            elif name == b"connection":
+                closing = value.strip().lower() == b"close"
         if length and method != "HEAD":
             await self.reader.readexactly(length)
-        return int(status_line.split()[1])
+        if closing:  # the service answered and closes (a shed request): the next call reconnects
+            self.close()
+            self.writer = None
+        return int(status_line.split()[1]), retry_after
 
     async def timed(self, into: list[float], method: str, path: str, body: bytes = b"") -> None:
         started = time.perf_counter()
         try:
-            status = await asyncio.wait_for(self.call(method, path, body), TIMEOUT)
+            for attempt in range(1, RETRY_ATTEMPTS + 1):
+                status, retry_after = await asyncio.wait_for(self.call(method, path, body), TIMEOUT)
+                if status not in RETRY_STATUSES or attempt == RETRY_ATTEMPTS:
+                    break
+                self.load.retried += 1
+                await asyncio.sleep(max(retry_after, random.uniform(0, 0.25 * 2 ** (attempt - 1))))
         except (
             OSError,
             RuntimeError,

@@ -287,7 +287,8 @@ class Bench:
                 self.log(
                     f"  capacity {n:5d} bots: {len(load.writes) / seconds:6.0f} writes/s,"
                     f" p50 {load.write_p50_ms:6.2f} ms, p99 {load.write_p99_ms:7.2f} ms,"
-                    f" startup p99 {load.startup_p99_ms:7.1f} ms, errors {load.errors}"
+                    f" startup p99 {load.startup_p99_ms:7.1f} ms, retried {load.retried},"
+                    f" errors {load.errors}"
                     f" {load.reasons[:1]}  {'ok' if ok else 'over'}"
                 )
                 requests = len(load.writes) + len(load.startup) + load.errors
