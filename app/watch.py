@@ -239,19 +239,9 @@ class Hub:
     async def _catch_up(self, sub: Subscriber, after: int) -> list[Change]:
         """The next page of the change log after `after`, up to where the hub took over."""
         names = sub.namespaces.names
-        if names is not None and len(names) == 1:  # one namespace: its index
-            (namespace,) = names
-            return await log.changes(
-                self._store, namespace, after, TAIL_PAGE, sub.domain, sub.entity, upto=sub.start
-            )
-        return await log.changes_across(
-            self._store,
-            None if names is None else sorted(names),
-            after,
-            TAIL_PAGE,
-            sub.domain,
-            sub.entity,
-            upto=sub.start,
+        which = None if names is None else next(iter(names)) if len(names) == 1 else sorted(names)
+        return await log.changes(
+            self._store, which, after, TAIL_PAGE, sub.domain, sub.entity, upto=sub.start
         )
 
     async def stream(

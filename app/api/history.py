@@ -34,6 +34,9 @@ from .common import (
 )
 from .schemas import JSON, errors_doc, request_schema
 
+OnlyDomain = Annotated[str | None, Query(description="only this domain")]
+OnlyEntity = Annotated[str | None, Query(description="only this entity")]
+
 router = APIRouter()
 
 MAX_SEQ = log.MAX_SEQ
@@ -196,8 +199,8 @@ async def list_changes(
     request: Request,
     namespace: Namespace,
     since: Annotated[int, Query(ge=0, le=MAX_SEQ, description="the last seq already seen")] = 0,
-    domain: Annotated[str | None, Query(description="only this domain")] = None,
-    entity: Annotated[str | None, Query(description="only this entity")] = None,
+    domain: OnlyDomain = None,
+    entity: OnlyEntity = None,
     limit: Annotated[int, Query(ge=1, le=1000, description="page size")] = 100,
 ) -> Response:
     ns = check_slug("namespace", namespace)
@@ -276,8 +279,8 @@ async def watch_all(
         str | None,
         Query(description="only these namespaces, comma-separated (default: every one)"),
     ] = None,
-    domain: Annotated[str | None, Query(description="only this domain")] = None,
-    entity: Annotated[str | None, Query(description="only this entity")] = None,
+    domain: OnlyDomain = None,
+    entity: OnlyEntity = None,
     since: Since = None,
     max_seconds: MaxSeconds = None,
     last_event_id: LastEventId = None,
@@ -301,8 +304,8 @@ async def watch_all(
 async def watch(
     request: Request,
     namespace: Namespace,
-    domain: Annotated[str | None, Query(description="only this domain")] = None,
-    entity: Annotated[str | None, Query(description="only this entity")] = None,
+    domain: OnlyDomain = None,
+    entity: OnlyEntity = None,
     since: Since = None,
     max_seconds: MaxSeconds = None,
     last_event_id: LastEventId = None,

@@ -119,31 +119,18 @@ async def at(
 
 async def changes(
     store: Store,
-    namespace: str,
+    namespaces: str | list[str] | None,
     since: int,
     limit: int,
     domain: str | None = None,
     entity: str | None = None,
     upto: int = MAX_SEQ,
 ) -> list[Change]:
-    """Changes after `since` (and up to `upto`) in sequence order, below the horizon."""
+    """Changes after `since` (and up to `upto`) in sequence order, below the horizon: of one
+    namespace (through its index), of the listed ones, or (None) of every one."""
+    statement = sql.CHANGES if isinstance(namespaces, str) else sql.CHANGES_ACROSS
     async with store._connection() as conn:
-        rows = await conn.fetch(sql.CHANGES, namespace, since, domain, entity, limit, upto)
-    return [Change(*row) for row in rows]
-
-
-async def changes_across(
-    store: Store,
-    namespaces: list[str] | None,
-    since: int,
-    limit: int,
-    domain: str | None = None,
-    entity: str | None = None,
-    upto: int = MAX_SEQ,
-) -> list[Change]:
-    """Changes of the listed namespaces (None: of every one) after `since`, as `changes`."""
-    async with store._connection() as conn:
-        rows = await conn.fetch(sql.CHANGES_ACROSS, namespaces, since, domain, entity, limit, upto)
+        rows = await conn.fetch(statement, namespaces, since, domain, entity, limit, upto)
     return [Change(*row) for row in rows]
 
 
