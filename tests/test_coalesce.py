@@ -8,6 +8,8 @@ import asyncpg
 import httpx
 
 from persistd.db import asyncpg_dsn
+from persistd.errors import NotFound
+from persistd.store import Address, Store
 from tests.test_leases import acquire
 from tests.test_records import rec
 
@@ -123,3 +125,66 @@ def test_fenced_unfenced_and_unlogged_writes_together(
     # Candles keep no history by default; every other write that was applied is logged.
     logged = {row["key"] for row in changes(database_url, ns)}
     assert logged == {f"k{i}" for i in range(WRITERS) if kinds[i % 4] in ("live", "none")}
+
+
+async def _get_all(base: str, requests: list[tuple[str, str]]) -> list[Any]:
+    """Send every GET or HEAD at once, each on its own connection; the responses in order."""
+    limits = httpx.Limits(max_connections=len(requests))
+    async with httpx.AsyncClient(base_url=base, timeout=30, limits=limits) as client:
+        return await asyncio.gather(*(client.request(method, url) for method, url in requests))
+
+
+def test_concurrent_reads_each_get_their_own_record_or_404(
+    service_url: str, ns: str, http: httpx.Client
+) -> None:
+    # k{i} exists at version i % 3 + 1 with value i for even i; odd keys were never written.
+    for i in range(0, WRITERS, 2):
+        for _ in range(i % 3 + 1):
+            assert http.put(rec(ns, f"k{i}", "misc"), json={"i": i}).is_success
+    requests = [("GET" if i % 4 < 2 else "HEAD", rec(ns, f"k{i}", "misc")) for i in range(WRITERS)]
+    for _ in range(3):
+        answers = asyncio.run(_get_all(service_url, requests))
+        for i, answer in enumerate(answers):
+            if i % 2:
+                assert answer.status_code == 404, (i, answer.status_code)
+                continue
+            assert answer.status_code == 200, (i, answer.text)
+            assert answer.headers["etag"] == f'"{i % 3 + 1}"'
+            assert answer.content == (b'{"i": %d}' % i if requests[i][0] == "GET" else b"")
+
+
+def test_reads_that_arrive_together_share_one_statement(database_url: str, ns: str) -> None:
+    """In-process, on the real database: the reads queued behind the first ones go as groups,
+    and each gets exactly its own row."""
+
+    async def run() -> tuple[list[int], list[Any], list[Any]]:
+        store = await Store.open(
+            asyncpg_dsn(database_url), min_size=2, max_size=4, acquire_timeout=5,
+            statement_timeout=5, retry_after=1,
+        )  # fmt: skip
+        try:
+            for i in range(0, WRITERS, 2):
+                await store.put(Address(ns, "misc", "e", f"k{i}"), str(i))
+            sizes: list[int] = []
+            many = store._reads._many
+
+            async def counted(items: list[Any], wait: float) -> list[Any]:
+                sizes.append(len(items))
+                return await many(items, wait)
+
+            store._reads._many = counted
+            addrs = [Address(ns, "misc", "e", f"k{i}") for i in range(WRITERS)]
+            got = await asyncio.gather(*(store.get(a) for a in addrs), return_exceptions=True)
+            heads = await asyncio.gather(*(store.head(a) for a in addrs), return_exceptions=True)
+            return sizes, got, heads
+        finally:
+            await store.close()
+
+    sizes, got, heads = asyncio.run(run())
+    assert sizes and max(sizes) > 1 and sum(sizes) > WRITERS  # most of both rounds grouped
+    for i in range(WRITERS):
+        if i % 2:
+            assert isinstance(got[i], NotFound) and isinstance(heads[i], NotFound)
+        else:
+            assert (got[i].key, got[i].value, got[i].version) == (f"k{i}", str(i), 1)
+            assert (heads[i].version, heads[i].updated_at) == (1, got[i].updated_at)

@@ -22,7 +22,7 @@ from ..errors import (
     VersionMismatch,
 )
 from . import sql
-from .coalesce import Coalescer, Upsert
+from .coalesce import Coalescer, Read, Upsert
 
 log = logging.getLogger("persistd.store")
 
@@ -246,8 +246,13 @@ class Store:
         self.history = history
         # Called after every logged write committed: the watch hub's wake-up (app/watch.py).
         self.changed: Callable[[], None] = _no_op
-        self._upserts = Coalescer(
+        self._upserts: Coalescer[Upsert, Meta | None] = Coalescer(
             self._upsert, self._upsert_many, acquire_timeout, self._write_expired
+        )
+        # GET and HEAD of one record, grouped like the upserts (a HEAD is a GET without the
+        # value: not worth a statement of its own).
+        self._reads: Coalescer[Read, tuple[Any, ...] | None] = Coalescer(
+            self._read, self._read_many, acquire_timeout, self._read_expired
         )
 
     @classmethod
@@ -297,6 +302,12 @@ class Store:
         return Unavailable(
             f"the database took no write for {self._acquire_timeout:g} s; nothing was written, "
             "retry later",
+            headers={"Retry-After": self._retry_after},
+        )
+
+    def _read_expired(self) -> Unavailable:
+        return Unavailable(
+            f"the database took no read for {self._acquire_timeout:g} s; retry later",
             headers={"Retry-After": self._retry_after},
         )
 
@@ -358,19 +369,31 @@ class Store:
 
     async def get(self, addr: Address) -> Item:
         """The stored document; NotFound when absent."""
-        async with self._connection() as conn:
-            row = await conn.fetchrow(sql.GET, *addr.args)
+        row = await self._reads.run(Read(addr))
         if row is None:
             raise NotFound(f"no record at key {addr.key!r}")
         return Item(addr.key, row[0], row[1], row[2])
 
     async def head(self, addr: Address) -> Meta:
         """Version and time of the stored document; NotFound when absent."""
-        async with self._connection() as conn:
-            row = await conn.fetchrow(sql.HEAD, *addr.args)
+        row = await self._reads.run(Read(addr))
         if row is None:
             raise NotFound(f"no record at key {addr.key!r}")
-        return Meta(row[0], row[1])
+        return Meta(row[1], row[2])
+
+    async def _read(self, item: Read, wait: float) -> tuple[Any, ...] | None:
+        """One record's value, version and time by itself; None when absent."""
+        async with self._connection(wait) as conn:
+            row = await conn.fetchrow(sql.GET, *item.addr.args)
+        return None if row is None else tuple(row)
+
+    async def _read_many(self, items: list[Read], wait: float) -> list[tuple[Any, ...] | None]:
+        """The records of distinct addresses in one statement, in `items` order."""
+        columns = [[item.addr.args[i] for item in items] for i in range(4)]
+        async with self._connection(wait) as conn:
+            rows = await conn.fetch(sql.GET_MANY, *columns)
+        found = {row[0]: tuple(row[1:]) for row in rows}
+        return [found.get(n) for n in range(1, len(items) + 1)]
 
     async def put(
         self,
@@ -389,7 +412,7 @@ class Store:
         """
         logs = self.history.logs(addr.domain)
         if if_match is None and not create_only:
-            meta = await self._upserts.put(Upsert(addr, value, writer, fence, logs))
+            meta = await self._upserts.run(Upsert(addr, value, writer, fence, logs))
             if meta is None:
                 assert fence is not None
                 raise fence.refused()

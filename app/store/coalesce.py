@@ -1,15 +1,17 @@
-"""Store layer: unconditional upserts that arrive together, written by one statement.
+"""Store layer: single-record operations that arrive together, run as one statement.
 
-A process writes at most IN_FLIGHT upsert statements at once. A write that arrives while they
-run waits for one of them to finish and then goes with every other write that arrived
-meanwhile: one statement, one transaction, one commit for all of them (group commit). Each
-write is acknowledged only after that commit, with its own version. A write that finds fewer
-than IN_FLIGHT running and nobody queued goes out at once, by itself, with the single-row
-statement.
+Unconditional upserts and single-record reads are each grouped the same way. A process runs at
+most IN_FLIGHT statements of one kind at once. An operation that arrives while they run waits
+for one of them to finish and then goes with every other one that arrived meanwhile: one
+statement for all of them; for writes one transaction and one commit (group commit). Each write
+is acknowledged only after that commit, with its own version; each read answers what the
+statement, which started after the read arrived, saw at its address. An operation that finds
+fewer than IN_FLIGHT running and nobody queued goes out at once, by itself, with the
+single-row statement.
 
 Waiting in the queue counts against the pool's acquire timeout, as waiting for a connection
-would: a write queued that long fails with 503 unavailable and is never written, and a group
-gets what is left of its oldest write's wait to acquire its connection.
+would: an operation queued that long fails with 503 unavailable (a write is then never
+written), and a group gets what is left of its oldest member's wait to acquire its connection.
 """
 
 from __future__ import annotations
@@ -17,15 +19,31 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 from ..errors import InvalidJson, InvalidValue
 
 if TYPE_CHECKING:
     from . import Address, Fence, Meta
 
-IN_FLIGHT = 2  # upsert statements running at once per process
-MAX_ITEMS = 256  # writes in one statement
+IN_FLIGHT = 2  # statements of one kind (upserts, reads) running at once per process
+MAX_ITEMS = 256  # operations in one statement
+
+R = TypeVar("R")
+
+
+class Queued(Protocol):
+    """What the coalescer needs of an operation: its address (two operations on one address
+    never share a statement), when it was queued, and the future its answer goes to."""
+
+    @property
+    def addr(self) -> Address: ...
+
+    queued: float
+    done: asyncio.Future[Any]
+
+
+Q = TypeVar("Q", bound=Queued)
 
 
 @dataclass(eq=False, slots=True)
@@ -40,27 +58,38 @@ class Upsert:
     done: asyncio.Future[Meta | None] = field(init=False)
 
 
-# Write one upsert, or a group, acquiring a connection within the given seconds.
-One = Callable[[Upsert, float], Awaitable["Meta | None"]]
-Many = Callable[[list[Upsert], float], Awaitable[list["Meta | None"]]]
+@dataclass(eq=False, slots=True)
+class Read:
+    addr: Address
+    queued: float = 0.0
+    # Once queued: the stored row (its columns as the read's statement returns them) or None.
+    done: asyncio.Future[tuple[Any, ...] | None] = field(init=False)
 
 
-class Coalescer:
-    """Queue upserts and write them in groups; `one` writes a single upsert, `many` a group of
-    distinct addresses in one statement. A write queued for `wait` seconds gets `expired()`."""
+class Coalescer(Generic[Q, R]):
+    """Queue operations and run them in groups; `one` runs a single operation, `many` a group
+    of distinct addresses in one statement (answers in the group's order), each acquiring a
+    connection within the given seconds. An operation queued for `wait` seconds gets
+    `expired()`."""
 
-    def __init__(self, one: One, many: Many, wait: float, expired: Callable[[], Exception]) -> None:
+    def __init__(
+        self,
+        one: Callable[[Q, float], Awaitable[R]],
+        many: Callable[[list[Q], float], Awaitable[list[R]]],
+        wait: float,
+        expired: Callable[[], Exception],
+    ) -> None:
         self._one = one
         self._many = many
         self._wait = wait
         self._expired = expired
-        self._queue: list[Upsert] = []
+        self._queue: list[Q] = []
         self._busy = 0  # statements running
         self._groups: set[asyncio.Task[None]] = set()  # the queued groups' writes
         self._scheduled = False
         self._timer: asyncio.TimerHandle | None = None
 
-    async def put(self, item: Upsert) -> Meta | None:
+    async def run(self, item: Q) -> R:
         if not self._queue and self._busy < IN_FLIGHT:
             # Alone: written at once, in the caller's own task.
             self._busy += 1
@@ -75,7 +104,8 @@ class Coalescer:
         self._schedule()
         if self._timer is None:
             self._timer = loop.call_later(self._wait, self._expire)
-        return await item.done
+        result: R = await item.done
+        return result
 
     def _expire(self) -> None:
         """Fail the writes queued for `wait` seconds; come back for the next oldest."""
@@ -104,8 +134,8 @@ class Coalescer:
         self._scheduled = False
         while self._queue and self._busy < IN_FLIGHT:
             # Two writes to one address cannot share a statement: the later waits for the next.
-            group: list[Upsert] = []
-            rest: list[Upsert] = []
+            group: list[Q] = []
+            rest: list[Q] = []
             seen: set[Address] = set()
             for item in self._queue:
                 if item.done.done():
@@ -119,7 +149,7 @@ class Coalescer:
             if not group:
                 return
             self._busy += 1
-            task = asyncio.get_running_loop().create_task(self._write(group))
+            task = asyncio.get_running_loop().create_task(self._run(group))
             self._groups.add(task)
             task.add_done_callback(self._finished)
 
@@ -128,18 +158,18 @@ class Coalescer:
         self._busy -= 1
         self._schedule()
 
-    async def _write(self, group: list[Upsert]) -> None:
+    async def _run(self, group: list[Q]) -> None:
         oldest = min(item.queued for item in group)
         wait = max(0.001, oldest + self._wait - asyncio.get_running_loop().time())
         if len(group) == 1:
-            await self._write_one(group[0], wait)
+            await self._run_one(group[0], wait)
             return
         try:
             results = await self._many(group, wait)
         except (InvalidJson, InvalidValue):
             # One document PostgreSQL refuses fails the statement: each write on its own, so
-            # only that one is refused.
-            await asyncio.gather(*(self._write_one(item, self._wait) for item in group))
+            # only that one is refused (reads never raise these).
+            await asyncio.gather(*(self._run_one(item, self._wait) for item in group))
             return
         except BaseException as exc:
             for item in group:
@@ -152,7 +182,7 @@ class Coalescer:
             if not item.done.done():
                 item.done.set_result(result)
 
-    async def _write_one(self, item: Upsert, wait: float) -> None:
+    async def _run_one(self, item: Q, wait: float) -> None:
         try:
             result = await self._one(item, wait)
         except BaseException as exc:

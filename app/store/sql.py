@@ -13,7 +13,18 @@ _BUMP = (
 _KEEP = "ON CONFLICT (namespace, domain, entity, key) DO NOTHING"
 
 GET = f"SELECT value, version, updated_at FROM records WHERE {_PK}"
-HEAD = f"SELECT version, updated_at FROM records WHERE {_PK}"
+# Many single-record reads at once (app/store/coalesce.py): each (namespace, domain, entity,
+# key) row looked up by its primary key (LATERAL: one index probe per item, whatever the
+# planner guesses of unnest), answered with its position in the arrays.
+GET_MANY = """
+SELECT i.n, r.value, r.version, r.updated_at
+FROM unnest($1::text[], $2::text[], $3::text[], $4::text[]) WITH ORDINALITY
+    AS i(namespace, domain, entity, key, n)
+CROSS JOIN LATERAL (
+  SELECT value, version, updated_at FROM records
+  WHERE namespace = i.namespace AND domain = i.domain AND entity = i.entity AND key = i.key
+) AS r
+"""
 UPSERT = f"INSERT {_INTO} {_ONE_ROW} {_BUMP} RETURNING version, updated_at"
 INSERT = f"INSERT {_INTO} {_ONE_ROW} {_KEEP} RETURNING version, updated_at"
 UPDATE_IF = f"""
