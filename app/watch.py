@@ -96,6 +96,16 @@ class Subscriber:
         )
 
 
+def _drain(
+    first: tuple[int, bytes], queue: "asyncio.Queue[tuple[int, bytes]]"
+) -> list[tuple[int, bytes]]:
+    """`first` and whatever else the queue holds now, in order."""
+    items = [first]
+    while not queue.empty():
+        items.append(queue.get_nowait())
+    return items
+
+
 class Hub:
     """This process's watchers and the one tail of the change log that feeds them."""
 
@@ -268,10 +278,13 @@ class Hub:
             yield b"retry: 1000\nid: %d\n\n" % position
             while position < sub.start:
                 page = await self._catch_up(sub, position)
+                chunk = []
                 for change in page:
                     position = change.seq
                     if sub.wants(change):  # the token's pattern is checked here, not in SQL
-                        yield sse_event(change)
+                        chunk.append(sse_event(change))
+                if chunk:
+                    yield b"".join(chunk)  # a page's events in one write
                 if len(page) < TAIL_PAGE:
                     break
             heartbeat = self._settings.watch_heartbeat
@@ -291,12 +304,18 @@ class Hub:
                             return
                         yield HEARTBEAT
                         continue
-                    seq, event = getter.result()
+                    first = getter.result()
                 else:
-                    seq, event = sub.queue.get_nowait()
-                if seq > position:
-                    position = seq
-                    yield event
+                    first = sub.queue.get_nowait()
+                # Every event queued by now goes in one write: under load a stream costs a
+                # write per wake-up, not per change.
+                chunk = []
+                for seq, event in _drain(first, sub.queue):
+                    if seq > position:
+                        position = seq
+                        chunk.append(event)
+                if chunk:
+                    yield b"".join(chunk)
         finally:
             gone.cancel()
             if getter is not None:
