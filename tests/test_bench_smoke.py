@@ -40,6 +40,7 @@ def test_bench_quick_completes_and_prints_the_table() -> None:
         "cannot be measured here: across a network",  # or, where packets can be delayed, its rows
         "writes c=32 history on vs off",
         "watch p99 at 100 watchers",
+        "watch p99 vs the same PUTs' own p99",
         "fenced PUT c=32 vs PUT c=32",
         "leases renewed every 5 s",
         "batch-renewed every 5 s",

@@ -11,6 +11,7 @@ const [url, watchers, rate, seconds] = [
 const base = new URL(url);
 const sent = new Map();
 const latencies = [];
+const puts = []; // each PUT's own round trip, sent -> answered: what the write alone took
 let errors = 0;
 const streams = [];
 
@@ -60,7 +61,11 @@ for (let n = 0; n < total; n++) {
       { host: base.hostname, port: base.port, agent, method: "PUT",
         path: `/v1/watchbench/misc/w${n % watchers}/records/k${n % 7}`,
         headers: { "content-type": "application/json", "content-length": body.length } },
-      (res) => { res.resume(); if (res.statusCode >= 300) errors++; res.on("end", done); },
+      (res) => {
+        res.resume();
+        if (res.statusCode >= 300) errors++;
+        res.on("end", () => { puts.push(performance.now() - sent.get(n)); done(); });
+      },
     );
     req.on("error", () => { errors++; done(); });
     sent.set(n, performance.now());
@@ -76,7 +81,10 @@ for (let waited = 0; latencies.length < total && waited < 5000; waited += 50) {
 for (const s of streams) s.destroy();
 agent.destroy();
 latencies.sort((a, b) => a - b);
-const pct = (p) => latencies.length ? latencies[Math.min(latencies.length - 1, Math.floor((p / 100) * latencies.length))] : NaN;
+puts.sort((a, b) => a - b);
+const pctOf = (xs, p) => xs.length ? xs[Math.min(xs.length - 1, Math.floor((p / 100) * xs.length))] : NaN;
+const pct = (p) => pctOf(latencies, p);
 console.log("BENCH " + JSON.stringify({
   events: latencies.length, writes: total, elapsed, errors, p50: pct(50), p99: pct(99),
+  put_p50: pctOf(puts, 50), put_p99: pctOf(puts, 99),
 }));
