@@ -85,13 +85,13 @@ class Coalescer(Generic[Q, R]):
         self._expired = expired
         self._queue: list[Q] = []
         self._busy = 0  # statements running
-        self._groups: set[asyncio.Task[None]] = set()  # the queued groups' writes
+        self._groups: set[asyncio.Task[None]] = set()  # the queued groups' statements
         self._scheduled = False
         self._timer: asyncio.TimerHandle | None = None
 
     async def run(self, item: Q) -> R:
         if not self._queue and self._busy < IN_FLIGHT:
-            # Alone: written at once, in the caller's own task.
+            # Alone: run at once, in the caller's own task.
             self._busy += 1
             try:
                 return await self._one(item, self._wait)
@@ -108,7 +108,7 @@ class Coalescer(Generic[Q, R]):
         return result
 
     def _expire(self) -> None:
-        """Fail the writes queued for `wait` seconds; come back for the next oldest."""
+        """Fail the operations queued for `wait` seconds; come back for the next oldest."""
         self._timer = None
         loop = asyncio.get_running_loop()
         now = loop.time()
