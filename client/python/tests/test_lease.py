@@ -40,11 +40,13 @@ def steal(service_url: str, ns: str, name: str | None = None) -> int:
 
 def test_lease_renews_fences_writes_and_releases(client: PersistClient, service_url: str) -> None:
     lost: list[Fenced] = []
-    with Lease(client, ttl_ms=300, on_lost=lost.append) as lease:
+    # A 1 s TTL renewed every third of it: a busy machine may delay a renewal by most of two
+    # thirds of a second without losing the lease; the loop outlives it three times over.
+    with Lease(client, ttl_ms=1000, on_lost=lost.append) as lease:
         assert lease.token == 1
         for i in range(5):
             client.put("misc", "e", "k", i)
-            time.sleep(0.15)  # past several TTLs: the background renewal keeps it
+            time.sleep(0.6)  # past several TTLs: the background renewal keeps it
         assert client.get("misc", "e", "k").value == 4
     assert lost == []
     info = httpx.get(f"{service_url}/v1/{client.namespace}/leases/{client.namespace}").json()
@@ -101,10 +103,10 @@ def test_async_lease_fences_and_loses(service_url: str, ns: str) -> None:
         lost: list[Fenced] = []
         retry = RetryPolicy(max_attempts=2)
         async with AsyncPersistClient(service_url, namespace=ns, retry=retry) as client:
-            async with AsyncLease(client, ttl_ms=300, on_lost=lost.append) as lease:
+            async with AsyncLease(client, ttl_ms=1000, on_lost=lost.append) as lease:
                 for i in range(4):
                     await client.put("misc", "e", "k", i)
-                    await asyncio.sleep(0.15)
+                    await asyncio.sleep(0.6)
                 lease._stop_renewing()  # paused
                 await asyncio.to_thread(steal, service_url, ns)
                 with pytest.raises(Fenced):

@@ -31,11 +31,13 @@ async function steal(ns, name = ns) {
 describe("lease", () => {
   it("renews in the background, fences every write and keeps working past many TTLs", async () => {
     const ns = freshNamespace();
-    const { lease, client, lost } = leased(ns);
+    // A TTL of 1 s renewed every third of it: a busy machine may delay a renewal by most of
+    // two thirds of a second without losing the lease; the loop outlives it three times over.
+    const { lease, client, lost } = leased(ns, { ttlMs: 1000 });
     assert.equal(await lease.acquire(), 1);
     for (let i = 0; i < 5; i++) {
       await client.put("misc", "e", "k", { i });
-      await sleep(150);
+      await sleep(600);
     }
     assert.equal(lost.length, 0);
     assert.deepEqual((await raw(ns, "misc", "e", "k")).body, { i: 4 });
