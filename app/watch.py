@@ -134,16 +134,9 @@ class Hub:
     def local_change(self) -> None:
         """A logged write committed in this process: wake the tail, and the other processes."""
         self._wake.set()
-        if self._notify_pending:
-            return
-        loop = asyncio.get_running_loop()
-        listening, checked = self._listeners
-        if not listening and loop.time() - checked <= LISTENERS_CHECK_EVERY:
-            # Nobody listened a moment ago: no NOTIFY, and no task woken to find that out again
-            # (with sparse writes that would be a second wake-up of this process per write).
-            return
-        self._notify_pending = True
-        self._notify_task = loop.create_task(self._notify())
+        if not self._notify_pending:
+            self._notify_pending = True
+            self._notify_task = asyncio.get_running_loop().create_task(self._notify())
 
     async def _notify(self) -> None:
         await asyncio.sleep(NOTIFY_EVERY)
