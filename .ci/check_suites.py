@@ -7,6 +7,7 @@ REQUIRED = [
     "tests.test_records",
     "tests.test_collections",
     "tests.test_concurrency",
+    "tests.test_coalesce",
     "tests.test_embedded",
     "tests.test_dump",
     "tests.test_typescript",

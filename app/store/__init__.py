@@ -22,7 +22,7 @@ from ..errors import (
     VersionMismatch,
 )
 from . import sql
-from .coalesce import Coalescer, Read, Upsert
+from .coalesce import Coalescer, Found, Read, Upsert
 
 log = logging.getLogger("persistd.store")
 
@@ -251,7 +251,7 @@ class Store:
         )
         # GET and HEAD of one record, grouped like the upserts (a HEAD is a GET without the
         # value: not worth a statement of its own).
-        self._reads: Coalescer[Read, tuple[Any, ...] | None] = Coalescer(
+        self._reads: Coalescer[Read, Found] = Coalescer(
             self._read, self._read_many, acquire_timeout, self._read_expired
         )
 
@@ -381,15 +381,15 @@ class Store:
             raise NotFound(f"no record at key {addr.key!r}")
         return Meta(row[1], row[2])
 
-    async def _read(self, item: Read, wait: float) -> tuple[Any, ...] | None:
+    async def _read(self, item: Read, wait: float) -> Found:
         """One record's value, version and time by itself; None when absent."""
         async with self._connection(wait) as conn:
             row = await conn.fetchrow(sql.GET, *item.addr.args)
         return None if row is None else tuple(row)
 
-    async def _read_many(self, items: list[Read], wait: float) -> list[tuple[Any, ...] | None]:
+    async def _read_many(self, items: list[Read], wait: float) -> list[Found]:
         """The records of distinct addresses in one statement, in `items` order."""
-        columns = [[item.addr.args[i] for item in items] for i in range(4)]
+        columns = [list(c) for c in zip(*(item.addr.args for item in items), strict=True)]
         async with self._connection(wait) as conn:
             rows = await conn.fetch(sql.GET_MANY, *columns)
         found = {row[0]: tuple(row[1:]) for row in rows}

@@ -58,12 +58,15 @@ class Upsert:
     done: asyncio.Future[Meta | None] = field(init=False)
 
 
+# A read's answer: the stored row (value, version, updated_at), or None when absent.
+Found = tuple[Any, ...] | None
+
+
 @dataclass(eq=False, slots=True)
 class Read:
     addr: Address
     queued: float = 0.0
-    # Once queued: the stored row (its columns as the read's statement returns them) or None.
-    done: asyncio.Future[tuple[Any, ...] | None] = field(init=False)
+    done: asyncio.Future[Found] = field(init=False)  # once queued
 
 
 class Coalescer(Generic[Q, R]):
@@ -133,7 +136,8 @@ class Coalescer(Generic[Q, R]):
     def _flush(self) -> None:
         self._scheduled = False
         while self._queue and self._busy < IN_FLIGHT:
-            # Two writes to one address cannot share a statement: the later waits for the next.
+            # Two operations on one address never share a statement: the later waits for
+            # the next.
             group: list[Q] = []
             rest: list[Q] = []
             seen: set[Address] = set()
