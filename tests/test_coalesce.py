@@ -101,7 +101,7 @@ def test_a_value_postgresql_refuses_fails_alone(
 def test_fenced_unfenced_and_unlogged_writes_together(
     service_url: str, database_url: str, ns: str, http: httpx.Client
 ) -> None:
-    live = acquire(http, ns, "a", name="live")
+    live = acquire(http, ns, "a", ttl=60_000, name="live")  # held throughout, however slow
     stale = acquire(http, ns, "a", name="stale")
     assert http.delete(f"/v1/{ns}/leases/stale", params={"token": stale}).status_code == 200
     kinds = ["live", "stale", "none", "candle"]
